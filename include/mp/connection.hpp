@@ -1,0 +1,2 @@
+// mp/connection.hpp: being written.
+#pragma once

@@ -1,0 +1,2 @@
+// mp/pool.hpp: being written.
+#pragma once

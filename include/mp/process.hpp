@@ -1,0 +1,2 @@
+// mp/process.hpp: being written.
+#pragma once

@@ -1,0 +1,2 @@
+// mp/queues.hpp: being written.
+#pragma once

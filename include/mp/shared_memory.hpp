@@ -1,0 +1,2 @@
+// mp/shared_memory.hpp: being written.
+#pragma once

@@ -1,0 +1,2 @@
+// mp/sharedctypes.hpp: being written.
+#pragma once

@@ -1,0 +1,2 @@
+// mp/subprocess.hpp: being written.
+#pragma once

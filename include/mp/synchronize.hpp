@@ -1,0 +1,2 @@
+// mp/synchronize.hpp: being written.
+#pragma once

@@ -1,0 +1,1 @@
+// Filled in by the shared_memory work.
