@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "mp/detail/archive.hpp"
 #include "mp/detail/deadline.hpp"
+#include "mp/detail/fd.hpp"
 #include "mp/detail/futex.hpp"
 #include "mp/detail/shared_mapping.hpp"
 #include "mp/detail/syscall.hpp"
@@ -132,4 +134,21 @@ TEST_CASE("a value whose save throws leaves the output unchanged") {
   std::string out = "kept";
   CHECK_THROWS_AS(mp::detail::dump_into(out, Unserializable{}, "Queue.put"), mp::SerializationError);
   CHECK(out == "kept");
+}
+
+TEST_CASE("write_all to a pipe whose reader is gone fails with EPIPE, never SIGPIPE") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  mp::detail::FileDescriptor reader(fds[0]), writer(fds[1]);
+  reader.reset();
+  try {
+    mp::detail::write_all(writer.get(), "x", 1, "Connection.send_bytes");
+    FAIL("no exception");
+  } catch (const mp::OSError& e) {
+    CHECK(e.code() == EPIPE);
+    CHECK(std::string(e.what()).find("Connection.send_bytes") == 0);
+  }
+  sigset_t pending;
+  sigpending(&pending);
+  CHECK_FALSE(sigismember(&pending, SIGPIPE));
 }
