@@ -24,5 +24,15 @@ test: build
 	@status=0; meson test -C $(BUILD) --print-errorlogs $(TEST_ARGS) || status=$$?; \
 	  python3 scripts/doctest-totals.py $(BUILD); exit $$status
 
+# libFuzzer targets, built with clang-14 and ASan+UBSan in their own build
+# directory; FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@scripts/install-deps.sh clang-14 libclang-rt-14-dev
+	@test -f build-fuzz/build.ninja || CXX=clang++-14 meson setup build-fuzz -Dfuzz=true \
+	  -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=false
+	@meson compile -C build-fuzz $$(sed -n "s/^ *'\(fuzz_[a-z_]*\)'.*/fuzz\/\1/p" fuzz/meson.build)
+	@scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
+
 clean:
 	rm -rf $(BUILD)

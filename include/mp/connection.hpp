@@ -1,2 +1,126 @@
-// mp/connection.hpp: being written.
+// mp/connection.hpp: Pipe, Connection and wait (Python: multiprocessing.Pipe,
+// multiprocessing.connection.Connection and multiprocessing.connection.wait).
 #pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "mp/detail/archive.hpp"
+#include "mp/detail/deadline.hpp"
+#include "mp/errors.hpp"
+
+namespace mp {
+
+namespace detail {
+class ConnectionState;
+}
+
+// Connection: Python's multiprocessing.connection.Connection, one end of a
+// byte stream (socketpair, pipe, or any connected socket) carrying messages in
+// Python's exact framing, so send_bytes/recv_bytes interoperate with a Python
+// peer. send/recv carry cereal-serialized C++ objects with a type tag instead of
+// pickles: recv<int>() of a message holding a std::string throws
+// SerializationError naming both types, and the connection stays usable.
+//
+// Differs from Python: a handle (copies share one connection; close() closes it
+// for every copy in this process; use after close -> mp::ValueError, as for
+// every mp object). Misuse of a one-way end throws mp::ValueError. poll() and
+// wait() report a connection ready only when a whole message has arrived.
+// Bytes read from the kernel and not yet delivered wait in a buffer of this
+// process: recv reads ahead so a small message costs one system call, while
+// poll()/wait() never read past the end of the next message. A forked child
+// inherits a copy of that buffer, so a child forked between two receives
+// continues where its parent stopped; but only one process may read a
+// connection end (several readers taking turns under a Lock, which Python
+// allows, lose bytes here: use mp::Queue). recv_bytes(maxlength) of a longer
+// message throws and leaves that message unread (Python closes the
+// connection). Sends, and receives, from several threads are serialized:
+// frames never interleave.
+//
+// Blocking: send blocks while the kernel buffer is full; recv blocks until a
+// whole message arrives; poll(timeout) waits at most timeout (monotonic).
+// Signals never interrupt a call (EINTR is retried).
+//
+// Peer death: a peer that closed or died at a message boundary gives
+// mp::EOFError once everything sent before is read; one that died inside a
+// message gives mp::OSError ("got end of file during message"). Writing to a
+// closed peer throws mp::OSError(EPIPE); SIGPIPE never fires.
+class Connection {
+ public:
+  // Takes ownership of `fd`, a connected socket or a pipe end, as Python's
+  // Connection(handle, readable, writable). A negative or closed descriptor,
+  // or neither direction, throws.
+  explicit Connection(int fd, bool readable = true, bool writable = true);
+
+  template <class T>
+  void send(const T& obj) {
+    require_writable("Connection.send");
+    send_message(detail::dumps_tagged(obj, "Connection.send"), "Connection.send");
+  }
+  // EOFError; SerializationError when the message does not hold a T.
+  template <class T>
+  T recv() {
+    return detail::loads_tagged<T>(receive("Connection.recv", std::nullopt), "Connection.recv");
+  }
+
+  void send_bytes(std::string_view buf, std::size_t offset = 0,
+                  std::optional<std::size_t> size = {});
+  void send_bytes(std::span<const std::byte> buf, std::size_t offset = 0,
+                  std::optional<std::size_t> size = {});
+  // A message longer than maxlength throws mp::OSError(EMSGSIZE) and stays unread.
+  std::string recv_bytes(std::optional<std::size_t> maxlength = {});
+  // Copies the next message to buf[offset...] and returns its size; if it does
+  // not fit, the message is consumed and BufferTooShort::message() holds it.
+  std::size_t recv_bytes_into(std::span<std::byte> buf, std::size_t offset = 0);
+
+  // Whether a whole message (or the end of the stream) is ready to be read.
+  bool poll();
+  template <class Rep, class Per>
+  bool poll(std::chrono::duration<Rep, Per> timeout) {
+    return poll_until(detail::Deadline::after(timeout));
+  }
+
+  void close();
+  bool closed() const;
+  bool readable() const;
+  bool writable() const;
+  int fileno() const;
+
+ private:
+  void require_writable(std::string_view method) const;
+  void send_message(std::string_view payload, std::string_view method);
+  std::string receive(std::string_view method, std::optional<std::size_t> maxlength);
+  bool poll_until(detail::Deadline deadline);
+
+  std::shared_ptr<detail::ConnectionState> state_;
+};
+
+// multiprocessing.Pipe: a socketpair when duplex, else a pipe whose first end
+// receives and second end sends. Both descriptors are close-on-exec.
+std::pair<Connection, Connection> Pipe(bool duplex = true);
+
+namespace detail {
+std::vector<int> wait_until(const std::vector<int>& fds, Deadline deadline);
+}
+
+// multiprocessing.connection.wait: the descriptors among `fds` that are ready,
+// in the order given. A Connection's fileno() is ready when a whole message or
+// the end of the stream is there (as for poll()); any other descriptor (a
+// Process sentinel, a socket) when poll(2) says it is readable or hung up.
+// A descriptor that is not open throws mp::OSError(EBADF).
+inline std::vector<int> wait(const std::vector<int>& fds) {
+  return detail::wait_until(fds, detail::Deadline::never());
+}
+template <class Rep, class Per>
+std::vector<int> wait(const std::vector<int>& fds, std::chrono::duration<Rep, Per> timeout) {
+  return detail::wait_until(fds, detail::Deadline::after(timeout));
+}
+
+}  // namespace mp

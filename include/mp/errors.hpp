@@ -101,6 +101,13 @@ class WorkerLost : public Error {
   int exitcode_;
 };
 
+// concurrent.futures.CancelledError: the task never ran because its pool was
+// terminated (Python leaves such results unready forever).
+class CancelledError : public Error {
+ public:
+  using Error::Error;
+};
+
 // pickle.PicklingError: a value cannot be serialized, or a message does not
 // deserialize as the requested type.
 class SerializationError : public Error {

@@ -1,2 +1,110 @@
-// mp/process.hpp: being written.
+// mp/process.hpp: Process, current_process, parent_process, active_children,
+// cpu_count, exit (Python: multiprocessing.Process and friends).
 #pragma once
+
+#include <chrono>
+#include <concepts>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "mp/detail/deadline.hpp"
+#include "mp/errors.hpp"
+
+namespace mp {
+
+struct ProcessOptions {
+  std::string name;            // empty: Process-N, as Python
+  std::optional<bool> daemon;  // empty: inherit the creating process's flag
+};
+
+struct ProcessInfo {
+  std::string name;
+  int pid;
+  bool daemon;
+};
+
+namespace detail {
+struct Child;
+}
+
+// Process (Python: multiprocessing.Process with the fork start method)
+//
+// start() forks; the child runs run() (by default the target with its
+// arguments, a capturing lambda included: the child inherits everything as it
+// is at start()) and exits: 0 on return, n for std::exit(n) or mp::exit(n), 1
+// after printing "Process <name>:" and the exception for an uncaught
+// exception, -N when killed by signal N.
+//
+// Differs from Python: the child never runs the parent's atexit handlers or
+// static destructors, even through std::exit; reaping is deterministic (join,
+// is_alive, exitcode, active_children and the destructor reap; no zombie
+// outlives the object); the sentinel is a pidfd; destroying a started Process
+// whose child runs terminates a daemon child and joins a non-daemon one.
+// Blocking: join() waits for the child, join(timeout) at most timeout on the
+// monotonic clock; signals never interrupt them.
+// Peer death: the child's death is seen through sentinel(), join and
+// is_alive; a child whose parent dies goes on (use ProcessOptions elsewhere,
+// or parent_process() to check).
+class Process {
+ public:
+  Process();
+  template <class F, class... Args>
+    requires(!std::same_as<std::decay_t<F>, ProcessOptions>)
+  explicit Process(F&& target, Args&&... args)
+      : Process(ProcessOptions{}, std::forward<F>(target), std::forward<Args>(args)...) {}
+  template <class F, class... Args>
+  Process(ProcessOptions options, F&& target, Args&&... args)
+      : Process(std::move(options)) {
+    target_ = [target = std::forward<F>(target),
+               arguments = std::make_tuple(std::forward<Args>(args)...)]() mutable {
+      std::apply(target, arguments);
+    };
+  }
+  explicit Process(ProcessOptions options);
+  virtual ~Process();
+  Process(Process&&) noexcept;
+  Process& operator=(Process&&) noexcept;
+
+  virtual void run();
+  void start();
+  void join();
+  template <class Rep, class Per>
+  void join(std::chrono::duration<Rep, Per> timeout) {
+    join_until(detail::Deadline::after(timeout));
+  }
+  bool is_alive();
+  void terminate();
+  void kill();
+  void close();
+  std::optional<int> exitcode();
+  std::optional<int> pid() const;
+  const std::string& name() const;
+  bool daemon() const;
+  int sentinel() const;
+
+ private:
+  void join_until(detail::Deadline deadline);
+  void require_open(const char* method) const;
+  void finish() noexcept;
+
+  std::string identity_;  // Python's _identity: "1", then "1:1" for its children, ...
+  std::string name_;
+  bool daemon_;
+  bool closed_ = false;
+  std::function<void()> target_;
+  std::shared_ptr<detail::Child> child_;
+};
+
+ProcessInfo current_process();
+std::optional<ProcessInfo> parent_process();
+std::vector<int> active_children();
+int cpu_count();
+[[noreturn]] void exit(int code);
+
+}  // namespace mp

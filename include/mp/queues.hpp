@@ -1,2 +1,146 @@
-// mp/queues.hpp: being written.
+// mp/queues.hpp: Queue, SimpleQueue, JoinableQueue (Python:
+// multiprocessing.Queue, SimpleQueue, JoinableQueue).
 #pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "mp/detail/archive.hpp"
+#include "mp/detail/deadline.hpp"
+#include "mp/detail/queue_core.hpp"
+#include "mp/errors.hpp"
+
+namespace mp {
+
+// Queue<T> (Python: multiprocessing.Queue)
+//
+// A FIFO of T in anonymous shared memory, for any number of producer and
+// consumer processes and threads. Create it before start(): children reach it
+// by inheritance, as in Python; copies of the handle share it.
+//
+// Differs from Python: typed (cereal instead of pickle); no feeder thread:
+// put() serializes in the calling thread and returns once the item is in
+// shared memory, so a value that cannot be serialized throws from put() and
+// leaves the queue unchanged, and a producer may exit at once without losing
+// anything; qsize(), empty() and full() are exact; unbounded means unbounded
+// (while memory and 32 GiB of address space last); close() makes later put
+// and get in this process throw mp::ValueError.
+// Blocking: put waits while a bounded queue is full, get while it is empty; a
+// waiter spins briefly and then sleeps on a futex (no CPU while idle); the
+// timed forms use the monotonic clock and throw mp::Full / mp::Empty.
+// Peer death: a process killed anywhere inside put or get (kill -9 included)
+// never leaves a torn item visible and never blocks the others: the queue's
+// robust lock passes to the next process at once, which repairs the
+// bookkeeping. An item whose get had completed dies with its taker.
+template <class T>
+class Queue {
+ public:
+  explicit Queue(std::size_t maxsize = 0) : state_(std::make_shared<State>(maxsize, "Queue")) {}
+
+  void put(const T& item) { put_until(item, detail::Deadline::never(), "Queue.put"); }
+  template <class Rep, class Per>
+  void put(const T& item, std::chrono::duration<Rep, Per> timeout) {
+    put_until(item, detail::Deadline::after(timeout), "Queue.put");
+  }
+  void put(const T& item, bool block) {
+    put_until(item, block ? detail::Deadline::never() : detail::Deadline::now(), "Queue.put");
+  }
+  void put_nowait(const T& item) { put_until(item, detail::Deadline::now(), "Queue.put_nowait"); }
+
+  T get() { return get_until(detail::Deadline::never(), "Queue.get"); }
+  template <class Rep, class Per>
+  T get(std::chrono::duration<Rep, Per> timeout) {
+    return get_until(detail::Deadline::after(timeout), "Queue.get");
+  }
+  T get(bool block) {
+    return get_until(block ? detail::Deadline::never() : detail::Deadline::now(), "Queue.get");
+  }
+  T get_nowait() { return get_until(detail::Deadline::now(), "Queue.get_nowait"); }
+
+  std::size_t qsize() const { return state_->core.qsize(); }
+  bool empty() const { return qsize() == 0; }
+  bool full() const {
+    std::size_t maxsize = state_->core.maxsize();
+    return maxsize != 0 && qsize() >= maxsize;
+  }
+  // Closes this process's handles to the queue; other processes go on.
+  void close() { state_->closed = true; }
+
+ protected:
+  struct State {
+    State(std::size_t maxsize, std::string_view object) : core(maxsize, object) {}
+    detail::QueueCore core;
+    bool closed = false;
+  };
+
+  void require_open(const char* method) const {
+    if (state_->closed) throw ValueError(std::string(method) + ": the queue is closed");
+  }
+
+  void put_until(const T& item, const detail::Deadline& deadline, const char* method) {
+    require_open(method);
+    // Serialized here, in the caller's thread, into a buffer that keeps its capacity.
+    thread_local std::string buffer;
+    buffer.clear();
+    detail::dump_into(buffer, item, method);
+    if (!state_->core.put(buffer, deadline))
+      throw Full(std::string(method) + ": the queue is full (maxsize " +
+                 std::to_string(state_->core.maxsize()) + ")");
+  }
+
+  T get_until(const detail::Deadline& deadline, const char* method) {
+    require_open(method);
+    thread_local std::string buffer;
+    if (!state_->core.get(buffer, deadline)) throw Empty(std::string(method) + ": the queue is empty");
+    return detail::loads<T>(buffer, method);
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+// SimpleQueue<T> (Python: multiprocessing.SimpleQueue): an unbounded Queue
+// with only put, get, empty and close. Same sharing, blocking and crash
+// behaviour as Queue.
+template <class T>
+class SimpleQueue {
+ public:
+  void put(const T& item) { queue_.put(item); }
+  T get() { return queue_.get(); }
+  bool empty() const { return queue_.empty(); }
+  void close() { queue_.close(); }
+
+ private:
+  Queue<T> queue_;
+};
+
+// JoinableQueue<T> (Python: multiprocessing.JoinableQueue): a Queue that
+// counts unfinished tasks: each put adds one, task_done() removes one
+// (mp::ValueError when there is none), join() waits until none is left.
+// The count lives in shared memory and is repaired like the rest after a
+// process dies inside put.
+template <class T>
+class JoinableQueue : public Queue<T> {
+ public:
+  using Queue<T>::Queue;
+
+  void task_done() {
+    this->require_open("JoinableQueue.task_done");
+    if (!this->state_->core.task_done())
+      throw ValueError("JoinableQueue.task_done: task_done() called too many times");
+  }
+  void join() {
+    this->require_open("JoinableQueue.join");
+    this->state_->core.join(detail::Deadline::never());
+  }
+  // Beyond Python: false if tasks are still unfinished after the timeout.
+  template <class Rep, class Per>
+  bool join(std::chrono::duration<Rep, Per> timeout) {
+    this->require_open("JoinableQueue.join");
+    return this->state_->core.join(detail::Deadline::after(timeout));
+  }
+};
+
+}  // namespace mp

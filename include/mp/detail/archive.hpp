@@ -85,6 +85,8 @@ void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const cereal::SizeTag<T>& t) {
 }
 // Every element of every container this library sends costs at least one byte,
 // so a count larger than what is left is a lie: refuse it before cereal resizes.
+// (So a container of empty types that serialize to nothing cannot be received:
+// give such a type one byte, as detail::NoValue does.)
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, cereal::SizeTag<T>& t) {
   ar(t.size);

@@ -1,0 +1,49 @@
+// Fuzzes cereal decoding through the library's bounded archive, into the
+// message types the library itself decodes (pool messages) and into the
+// standard types users send. Decoding must succeed or throw
+// mp::SerializationError: no crash, no allocation the input merely claims.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include "mp/detail/archive.hpp"
+#include "mp/detail/pool_messages.hpp"
+#include "mp/detail/pool_task.hpp"
+
+namespace {
+
+template <class T>
+void decode(std::string_view bytes) {
+  try {
+    (void)mp::detail::loads<T>(bytes, "fuzz");
+  } catch (const mp::SerializationError&) {
+  }
+  try {
+    (void)mp::detail::loads_tagged<T>(bytes, "fuzz");
+  } catch (const mp::SerializationError&) {
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  std::string_view bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 8) {
+    case 0: decode<mp::detail::TaskMessage>(bytes); break;
+    case 1: decode<mp::detail::ResultMessage>(bytes); break;
+    case 2: decode<std::vector<std::string>>(bytes); break;
+    case 3: decode<std::map<std::string, std::vector<int>>>(bytes); break;
+    case 4: decode<std::variant<std::vector<std::string>, std::vector<int>, std::string>>(bytes); break;
+    case 5: decode<std::tuple<int, std::optional<std::string>, double>>(bytes); break;
+    case 6: decode<std::vector<std::vector<std::uint64_t>>>(bytes); break;
+    default: decode<std::vector<mp::detail::NoValue>>(bytes); break;
+  }
+  return 0;
+}

@@ -1,0 +1,275 @@
+// mp/detail/pool_job.hpp: what the parent keeps for each submitted job until
+// its results are in: the decoded values, the first error, the callbacks, and
+// the waiting of AsyncResult and IMapIterator.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "mp/detail/archive.hpp"
+#include "mp/detail/deadline.hpp"
+#include "mp/detail/pool_task.hpp"
+#include "mp/errors.hpp"
+
+namespace mp::detail {
+
+// A job as the pool's result thread sees it. Both calls happen in that thread,
+// never under the pool's lock, so they may run user callbacks.
+class Job {
+ public:
+  virtual ~Job() = default;
+  virtual void task_succeeded(std::uint64_t task, std::string_view payload) = 0;
+  virtual void task_failed(std::uint64_t task, std::exception_ptr error) = 0;
+};
+
+// Callbacks of the _async forms. on_value gets the result (nothing for void
+// results, the whole vector for map_async); on_error gets the task's error.
+// Both run in the pool's result thread. If one throws, that exception becomes
+// the job's outcome and the pool goes on.
+template <class R>
+struct ValueCallbackOf {
+  using type = std::function<void(const R&)>;
+};
+template <>
+struct ValueCallbackOf<void> {
+  using type = std::function<void()>;
+};
+
+template <class R>
+struct CallbackSet {
+  typename ValueCallbackOf<R>::type on_value;
+  std::function<void(const mp::Error&)> on_error;
+};
+
+// Calls the callback that fits the outcome; returns the outcome to store (the
+// callback's own exception, if it threw).
+template <class R, class Stored>
+std::exception_ptr run_callbacks(const CallbackSet<R>& callbacks, const Stored* value,
+                                 std::exception_ptr error) {
+  try {
+    if (error) {
+      if (callbacks.on_error) {
+        try {
+          std::rethrow_exception(error);
+        } catch (const mp::Error& e) {
+          callbacks.on_error(e);
+        }
+      }
+    } else if (callbacks.on_value) {
+      if constexpr (std::is_void_v<R>) {
+        callbacks.on_value();
+      } else {
+        callbacks.on_value(*value);
+      }
+    }
+  } catch (...) {
+    return std::current_exception();
+  }
+  return error;
+}
+
+// The shared state behind an AsyncResult: filled once by the result thread.
+template <class Stored>
+class ResultState {
+ public:
+  void set(std::optional<Stored> value, std::exception_ptr error) {
+    {
+      std::lock_guard lock(mutex_);
+      value_ = std::move(value);
+      error_ = error;
+      ready_ = true;
+    }
+    ready_changed_.notify_all();
+  }
+
+  bool wait_until(const Deadline& deadline) {
+    std::unique_lock lock(mutex_);
+    if (deadline.infinite()) {
+      ready_changed_.wait(lock, [&] { return ready_; });
+      return true;
+    }
+    return ready_changed_.wait_until(lock, deadline.time_point(), [&] { return ready_; });
+  }
+
+  bool ready() const {
+    std::lock_guard lock(mutex_);
+    return ready_;
+  }
+
+  bool successful() const {
+    std::lock_guard lock(mutex_);
+    if (!ready_) throw ValueError("AsyncResult.successful: the result is not ready");
+    return !error_;
+  }
+
+  // Only once ready.
+  Stored& value() {
+    std::lock_guard lock(mutex_);
+    if (error_) std::rethrow_exception(error_);
+    return *value_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable ready_changed_;
+  bool ready_ = false;
+  std::optional<Stored> value_;
+  std::exception_ptr error_;
+};
+
+// apply_async: one task, one value.
+template <class R>
+class ApplyJob final : public Job {
+ public:
+  using Stored = std::conditional_t<std::is_void_v<R>, NoValue, R>;
+
+  ApplyJob(std::shared_ptr<ResultState<Stored>> state, CallbackSet<R> callbacks)
+      : state_(std::move(state)), callbacks_(std::move(callbacks)) {}
+
+  void task_succeeded(std::uint64_t, std::string_view payload) override {
+    std::optional<Stored> value;
+    try {
+      value = loads<Stored>(payload, "Pool: task result");
+    } catch (...) {
+      task_failed(0, std::current_exception());
+      return;
+    }
+    state_->set(std::move(value), run_callbacks(callbacks_, &*value, nullptr));
+  }
+
+  void task_failed(std::uint64_t, std::exception_ptr error) override {
+    state_->set(std::nullopt, run_callbacks<R, Stored>(callbacks_, nullptr, error));
+  }
+
+ private:
+  std::shared_ptr<ResultState<Stored>> state_;
+  CallbackSet<R> callbacks_;
+};
+
+// map_async/starmap_async: chunks of one vector; ready when every chunk is in,
+// failed with the error at the lowest failing position (Python waits for all
+// chunks too, and does not fail fast).
+template <class R>
+class MapJob final : public Job {
+ public:
+  using Stored = std::conditional_t<std::is_void_v<R>, NoValue, R>;
+  using Vector = std::vector<Stored>;
+
+  MapJob(std::shared_ptr<ResultState<Vector>> state, CallbackSet<std::vector<Stored>> callbacks,
+         std::size_t items, std::size_t chunksize)
+      : state_(std::move(state)),
+        callbacks_(std::move(callbacks)),
+        values_(items),
+        chunksize_(chunksize),
+        chunks_left_(chunksize == 0 ? 0 : (items + chunksize - 1) / chunksize) {
+    if (chunks_left_ == 0) finish();
+  }
+
+  void task_succeeded(std::uint64_t chunk, std::string_view payload) override {
+    try {
+      auto values = loads<Vector>(payload, "Pool.map: chunk result");
+      std::size_t first = chunk * chunksize_;
+      if (first + values.size() > values_.size())
+        throw SerializationError("Pool.map: a chunk returned more results than it had items");
+      std::move(values.begin(), values.end(), values_.begin() + static_cast<std::ptrdiff_t>(first));
+    } catch (...) {
+      task_failed(chunk, std::current_exception());
+      return;
+    }
+    if (--chunks_left_ == 0) finish();
+  }
+
+  void task_failed(std::uint64_t chunk, std::exception_ptr error) override {
+    if (!error_ || chunk < error_chunk_) {
+      error_ = error;
+      error_chunk_ = chunk;
+    }
+    if (--chunks_left_ == 0) finish();
+  }
+
+ private:
+  void finish() {
+    if (error_) {
+      state_->set(std::nullopt, run_callbacks<Vector, Vector>(callbacks_, nullptr, error_));
+    } else {
+      std::exception_ptr callback_error = run_callbacks(callbacks_, &values_, nullptr);
+      state_->set(std::move(values_), callback_error);
+    }
+  }
+
+  std::shared_ptr<ResultState<Vector>> state_;
+  CallbackSet<std::vector<Stored>> callbacks_;
+  Vector values_;
+  std::size_t chunksize_;
+  std::size_t chunks_left_;
+  std::exception_ptr error_;
+  std::uint64_t error_chunk_ = 0;
+};
+
+// imap/imap_unordered: chunk outcomes handed to one consumer, in chunk order
+// or in arrival order.
+template <class Stored>
+class StreamJob final : public Job {
+ public:
+  using Outcome = std::pair<std::vector<Stored>, std::exception_ptr>;
+
+  explicit StreamJob(bool ordered) : ordered_(ordered) {}
+
+  void task_succeeded(std::uint64_t chunk, std::string_view payload) override {
+    Outcome outcome;
+    try {
+      outcome.first = loads<std::vector<Stored>>(payload, "Pool.imap: chunk result");
+    } catch (...) {
+      outcome.second = std::current_exception();
+    }
+    arrive(chunk, std::move(outcome));
+  }
+
+  void task_failed(std::uint64_t chunk, std::exception_ptr error) override {
+    arrive(chunk, Outcome{{}, error});
+  }
+
+  // The next chunk's outcome, or nullopt at the deadline.
+  std::optional<Outcome> take(const Deadline& deadline) {
+    std::unique_lock lock(mutex_);
+    auto available = [&] {
+      return ordered_ ? arrived_.count(next_chunk_) > 0 : !arrived_.empty();
+    };
+    if (deadline.infinite()) {
+      arrival_.wait(lock, available);
+    } else if (!arrival_.wait_until(lock, deadline.time_point(), available)) {
+      return std::nullopt;
+    }
+    auto it = ordered_ ? arrived_.find(next_chunk_) : arrived_.begin();
+    Outcome outcome = std::move(it->second);
+    arrived_.erase(it);
+    ++next_chunk_;
+    return outcome;
+  }
+
+ private:
+  void arrive(std::uint64_t chunk, Outcome outcome) {
+    {
+      std::lock_guard lock(mutex_);
+      arrived_.emplace(chunk, std::move(outcome));
+    }
+    arrival_.notify_all();
+  }
+
+  const bool ordered_;
+  std::mutex mutex_;
+  std::condition_variable arrival_;
+  std::map<std::uint64_t, Outcome> arrived_;
+  std::uint64_t next_chunk_ = 0;
+};
+
+}  // namespace mp::detail

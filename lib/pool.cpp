@@ -1,0 +1,562 @@
+#include "mp/pool.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "mp/detail/fd.hpp"
+#include "mp/detail/identity.hpp"
+#include "mp/detail/pool_messages.hpp"
+#include "mp/detail/shared_mapping.hpp"
+#include "mp/detail/syscall.hpp"
+#include "mp/process.hpp"
+#include "mp/queues.hpp"
+
+namespace mp {
+namespace detail {
+namespace {
+
+// One per worker slot, in shared memory: the last task the worker began. A
+// worker stores it after taking the task from its queue and before running
+// it, so after a death every task up to it was begun (and is lost), and every
+// task after it was never touched (and goes to another worker).
+struct WorkerSlot {
+  std::atomic<std::uint64_t> started{0};
+};
+
+// A worker holds at most this many tasks: one running, one waiting, so that it
+// never idles while its next task travels, and little is stuck behind a long task.
+constexpr std::size_t worker_window = 2;
+
+struct Pending {
+  std::uint64_t job;
+  PoolTask task;
+};
+
+struct InFlight {
+  std::uint64_t seq;
+  std::uint64_t job;
+  PoolTask task;
+};
+
+struct Worker {
+  std::unique_ptr<Process> process;
+  std::optional<Queue<TaskMessage>> tasks;
+  std::deque<InFlight> in_flight;
+  std::uint64_t generation = 0;
+  bool alive = false;
+  bool watched = false;
+  int budget = -1;  // tasks it may still be given; -1: unlimited
+};
+
+struct JobEntry {
+  std::shared_ptr<Job> job;
+  std::size_t outstanding = 0;
+  bool sealed = false;
+};
+
+enum class Phase { running, closed, terminated };
+
+// A delivery to make outside the lock: user callbacks may run.
+struct Delivery {
+  std::uint64_t job_id;
+  std::shared_ptr<Job> job;
+  std::uint64_t index;
+  std::exception_ptr error;  // null: succeeded with `payload`
+};
+
+std::exception_ptr remote_error(const std::string& type_name, const std::string& message) {
+  if (type_name == "mp::SerializationError")
+    return std::make_exception_ptr(SerializationError(message));
+  return std::make_exception_ptr(RemoteError(type_name + ": " + message, type_name));
+}
+
+void describe_current_exception(ResultMessage& result) {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    result.type_name = demangle(typeid(e).name());
+    result.payload = e.what();
+  } catch (...) {
+    result.type_name = "unknown exception";
+    result.payload = "a task threw something that is not a std::exception";
+  }
+}
+
+}  // namespace
+
+void raise_serialization_error(std::string_view message, std::string&) {
+  throw SerializationError(std::string(message));
+}
+
+std::size_t default_chunksize(std::size_t items, int processes) {
+  // Python: chunksize, extra = divmod(len, len(pool) * 4); if extra: chunksize += 1
+  std::size_t per = 4 * static_cast<std::size_t>(processes);
+  return items / per + (items % per != 0 ? 1 : 0);
+}
+
+struct PoolCore::State {
+  State(int processes, std::function<void()> initializer, std::optional<int> maxtasks)
+      : processes(processes),
+        initializer(std::move(initializer)),
+        maxtasks(maxtasks),
+        slot_mapping(sizeof(WorkerSlot) * static_cast<std::size_t>(processes), "Pool"),
+        slots(static_cast<WorkerSlot*>(slot_mapping.data())),
+        wake(check("eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }, "Pool")),
+        workers(static_cast<std::size_t>(processes)) {}
+
+  const int processes;
+  const std::function<void()> initializer;
+  const std::optional<int> maxtasks;
+  const pid_t owner = current_pid();
+  Queue<ResultMessage> results;
+  SharedMapping slot_mapping;
+  WorkerSlot* slots;
+  FileDescriptor wake;  // tells the watcher thread to re-read the worker table
+
+  mutable std::mutex mutex;
+  std::condition_variable changed;  // jobs finished, workers exited, spawning done
+  Phase phase = Phase::running;
+  bool joined = false;
+  bool draining = false;  // join() is telling workers to exit: start no more
+  bool stopping = false;
+  std::exception_ptr broken;  // the initializer failed: nothing can run
+  std::vector<Worker> workers;
+  std::deque<Pending> pending;
+  std::unordered_map<std::uint64_t, JobEntry> jobs;
+  std::uint64_t next_job = 1;
+  std::uint64_t next_seq = 1;
+  int next_worker_name = 1;
+  bool spawned_initial = false;
+  std::exception_ptr spawn_error;
+  std::thread result_thread;
+  std::thread watcher_thread;
+
+  void poke_watcher() noexcept {
+    std::uint64_t one = 1;
+    (void)retry("write", [&] { return ::write(wake.get(), &one, sizeof one); });
+  }
+
+  [[noreturn]] void worker_main(std::uint32_t slot, Queue<TaskMessage> tasks,
+                                std::uint64_t generation) {
+    // The parent owns Ctrl-C; a worker dies with the parent, never orphaned.
+    ::signal(SIGINT, SIG_IGN);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != owner) ::_exit(1);
+    if (initializer) {
+      try {
+        initializer();
+      } catch (...) {
+        ResultMessage result{ResultKind::initializer_failed, slot, generation, 0, {}, {}};
+        describe_current_exception(result);
+        results.put(result);
+        ::_exit(1);
+      }
+    }
+    int done = 0;
+    for (;;) {
+      TaskMessage task = tasks.get();
+      if (task.seq == 0) ::_exit(0);
+      slots[slot].started.store(task.seq, std::memory_order_release);
+      ResultMessage result{ResultKind::succeeded, slot, generation, task.seq, {}, {}};
+      try {
+        reinterpret_cast<Runner>(task.runner)(task.payload, result.payload);
+      } catch (...) {
+        result.kind = ResultKind::failed;
+        describe_current_exception(result);
+      }
+      results.put(result);
+      if (maxtasks && ++done >= *maxtasks) ::_exit(0);
+    }
+  }
+
+  // Forks a worker into `slot`. Runs in the result thread, which lives as long
+  // as the pool, so PR_SET_PDEATHSIG (tied to the forking thread) only fires
+  // when the pool's process dies. Never called with the mutex held: a lock
+  // held across fork would stay locked in the child.
+  void spawn(std::uint32_t slot) {
+    Queue<TaskMessage> tasks;
+    std::uint64_t generation;
+    std::string name;
+    {
+      std::lock_guard lock(mutex);
+      generation = workers[slot].generation + 1;
+      name = "ForkPoolWorker-" + std::to_string(next_worker_name++);
+    }
+    slots[slot].started.store(0, std::memory_order_relaxed);
+    auto process = std::make_unique<Process>(
+        ProcessOptions{name, true},
+        [this, slot, tasks, generation] { worker_main(slot, tasks, generation); });
+    process->start();
+    std::lock_guard lock(mutex);
+    Worker& worker = workers[slot];
+    worker.process = std::move(process);
+    worker.tasks = tasks;
+    worker.generation = generation;
+    worker.alive = true;
+    worker.watched = true;
+    worker.budget = maxtasks ? *maxtasks : -1;
+    worker.in_flight.clear();
+    // join() may have sent its stop messages while this worker was forking.
+    if (draining) worker.tasks->put(TaskMessage{});
+    poke_watcher();
+  }
+
+  // Hands pending tasks to workers with room: idle workers first.
+  void pump() {
+    for (std::size_t fill = 1; fill <= worker_window && !pending.empty(); ++fill) {
+      for (Worker& worker : workers) {
+        if (pending.empty()) return;
+        if (!worker.alive || worker.in_flight.size() >= fill || worker.budget == 0) continue;
+        Pending next = std::move(pending.front());
+        pending.pop_front();
+        TaskMessage message{next_seq++, reinterpret_cast<std::uintptr_t>(next.task.runner),
+                            std::move(next.task.payload)};
+        worker.tasks->put(message);
+        next.task.payload = std::move(message.payload);
+        worker.in_flight.push_back(InFlight{message.seq, next.job, std::move(next.task)});
+        if (worker.budget > 0) --worker.budget;
+      }
+    }
+  }
+
+  void deliver(std::vector<Delivery>& deliveries, const ResultMessage* message) {
+    for (Delivery& delivery : deliveries) {
+      if (delivery.error)
+        delivery.job->task_failed(delivery.index, delivery.error);
+      else
+        delivery.job->task_succeeded(delivery.index, message->payload);
+    }
+    std::lock_guard lock(mutex);
+    for (Delivery& delivery : deliveries) {
+      auto it = jobs.find(delivery.job_id);
+      if (it == jobs.end()) continue;
+      if (--it->second.outstanding == 0 && it->second.sealed) jobs.erase(it);
+    }
+    changed.notify_all();
+  }
+
+  void on_task_result(const ResultMessage& message) {
+    std::vector<Delivery> deliveries;
+    {
+      std::lock_guard lock(mutex);
+      Worker& worker = workers[message.worker];
+      if (worker.generation != message.generation) return;
+      auto it = std::find_if(worker.in_flight.begin(), worker.in_flight.end(),
+                             [&](const InFlight& f) { return f.seq == message.seq; });
+      if (it == worker.in_flight.end()) return;  // cancelled by terminate()
+      auto job = jobs.find(it->job);
+      std::exception_ptr error;
+      if (message.kind == ResultKind::failed) error = remote_error(message.type_name, message.payload);
+      deliveries.push_back(Delivery{it->job, job->second.job, it->task.index, error});
+      worker.in_flight.erase(it);
+      if (phase != Phase::terminated) pump();
+    }
+    deliver(deliveries, &message);
+  }
+
+  void fail_everything(std::exception_ptr error, std::vector<Delivery>& deliveries) {
+    for (Worker& worker : workers) {
+      for (InFlight& f : worker.in_flight)
+        deliveries.push_back(Delivery{f.job, jobs[f.job].job, f.task.index, error});
+      worker.in_flight.clear();
+    }
+    for (Pending& p : pending) deliveries.push_back(Delivery{p.job, jobs[p.job].job, p.task.index, error});
+    pending.clear();
+  }
+
+  void on_initializer_failed(const ResultMessage& message) {
+    std::vector<Delivery> deliveries;
+    {
+      std::lock_guard lock(mutex);
+      if (broken) return;
+      broken = std::make_exception_ptr(RemoteError(
+          "Pool: the worker initializer threw " + message.type_name + ": " + message.payload,
+          message.type_name));
+      fail_everything(broken, deliveries);
+    }
+    deliver(deliveries, nullptr);
+  }
+
+  void on_worker_exited(const ResultMessage& message) {
+    Worker& worker = workers[message.worker];
+    std::vector<Delivery> deliveries;
+    bool replace;
+    {
+      std::lock_guard lock(mutex);
+      if (worker.generation != message.generation || !worker.alive) return;
+      // Its sentinel fired, so this reaps at once; under the lock so that
+      // terminate() never signals a pid that was just reaped.
+      worker.process->join();
+      int exitcode = worker.process->exitcode().value_or(-SIGKILL);
+      worker.alive = false;
+      std::uint64_t started = slots[message.worker].started.load(std::memory_order_acquire);
+      for (auto it = worker.in_flight.rbegin(); it != worker.in_flight.rend(); ++it) {
+        if (it->seq <= started) {
+          auto lost = std::make_exception_ptr(WorkerLost(
+              "Pool: worker " + worker.process->name() + " (pid " +
+                  std::to_string(worker.process->pid().value_or(0)) +
+                  ") died while running this task, exit code " + std::to_string(exitcode),
+              exitcode));
+          deliveries.push_back(Delivery{it->job, jobs[it->job].job, it->task.index, lost});
+        } else {
+          pending.push_front(Pending{it->job, std::move(it->task)});
+        }
+      }
+      worker.in_flight.clear();
+      replace = !broken && !stopping && !draining &&
+                (phase == Phase::running || (phase == Phase::closed && !pending.empty()));
+    }
+    deliver(deliveries, nullptr);
+    if (replace) {
+      spawn(message.worker);
+      std::lock_guard lock(mutex);
+      pump();
+    }
+    std::lock_guard lock(mutex);
+    changed.notify_all();
+  }
+
+  void serve() {
+    try {
+      for (std::uint32_t slot = 0; slot < static_cast<std::uint32_t>(processes); ++slot) spawn(slot);
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      spawn_error = std::current_exception();
+    }
+    {
+      std::lock_guard lock(mutex);
+      spawned_initial = true;
+      changed.notify_all();
+      if (spawn_error) return;
+    }
+    for (;;) {
+      ResultMessage message = results.get();
+      switch (message.kind) {
+        case ResultKind::succeeded:
+        case ResultKind::failed:
+          on_task_result(message);
+          break;
+        case ResultKind::initializer_failed:
+          on_initializer_failed(message);
+          break;
+        case ResultKind::worker_exited:
+          on_worker_exited(message);
+          break;
+        case ResultKind::stop:
+          return;
+      }
+    }
+  }
+
+  // Turns worker deaths into messages on the result queue, behind any result
+  // the worker sent before it died, so the result thread sees them in order.
+  void watch() {
+    std::vector<pollfd> fds;
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> owners;
+    for (;;) {
+      fds.assign(1, pollfd{wake.get(), POLLIN, 0});
+      owners.clear();
+      {
+        std::lock_guard lock(mutex);
+        if (stopping) return;
+        for (std::uint32_t slot = 0; slot < workers.size(); ++slot) {
+          if (!workers[slot].watched) continue;
+          fds.push_back(pollfd{workers[slot].process->sentinel(), POLLIN, 0});
+          owners.emplace_back(slot, workers[slot].generation);
+        }
+      }
+      check("poll", [&] { return ::poll(fds.data(), fds.size(), -1); }, "Pool watcher");
+      if (fds[0].revents != 0) {
+        std::uint64_t count;
+        (void)retry("read", [&] { return ::read(wake.get(), &count, sizeof count); });
+      }
+      for (std::size_t i = 1; i < fds.size(); ++i) {
+        if (fds[i].revents == 0) continue;
+        auto [slot, generation] = owners[i - 1];
+        {
+          std::lock_guard lock(mutex);
+          if (workers[slot].generation != generation) continue;
+          workers[slot].watched = false;
+        }
+        results.put(ResultMessage{ResultKind::worker_exited, slot, generation, 0, {}, {}});
+      }
+    }
+  }
+
+  void stop_threads() {
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+    }
+    poke_watcher();
+    if (watcher_thread.joinable()) watcher_thread.join();
+    if (result_thread.joinable()) {
+      results.put(ResultMessage{ResultKind::stop, 0, 0, 0, {}, {}});
+      result_thread.join();
+    }
+  }
+
+  void kill_workers() {
+    std::lock_guard lock(mutex);
+    for (Worker& worker : workers)
+      if (worker.alive) worker.process->kill();
+  }
+};
+
+PoolCore::PoolCore(int processes, std::function<void()> initializer,
+                   std::optional<int> maxtasksperchild) {
+  if (processes < 1)
+    throw ValueError("Pool: number of processes must be at least 1, not " +
+                     std::to_string(processes));
+  if (maxtasksperchild && *maxtasksperchild < 1)
+    throw ValueError("Pool: maxtasksperchild must be a positive int or empty, not " +
+                     std::to_string(*maxtasksperchild));
+  state_ = std::make_unique<State>(processes, std::move(initializer), maxtasksperchild);
+  State& s = *state_;
+  s.result_thread = std::thread([&s] { s.serve(); });
+  std::unique_lock lock(s.mutex);
+  s.changed.wait(lock, [&] { return s.spawned_initial; });
+  if (s.spawn_error) {
+    // Python's test_release_unused_processes: workers already started go away.
+    std::exception_ptr error = s.spawn_error;
+    lock.unlock();
+    s.kill_workers();
+    for (Worker& worker : s.workers)
+      if (worker.process && worker.alive) worker.process->join();
+    s.result_thread.join();
+    std::rethrow_exception(error);
+  }
+  lock.unlock();
+  s.watcher_thread = std::thread([&s] { s.watch(); });
+}
+
+PoolCore::~PoolCore() { shutdown(); }
+
+int PoolCore::processes() const noexcept { return state_->processes; }
+
+std::uint64_t PoolCore::submit(std::shared_ptr<Job> job, std::vector<PoolTask> tasks, bool sealed,
+                               const char* method) {
+  State& s = *state_;
+  std::lock_guard lock(s.mutex);
+  if (s.phase != Phase::running) throw ValueError(std::string(method) + ": Pool not running");
+  if (s.broken) std::rethrow_exception(s.broken);
+  std::uint64_t id = s.next_job++;
+  if (tasks.empty() && sealed) return id;
+  s.jobs.emplace(id, JobEntry{std::move(job), tasks.size(), sealed});
+  for (PoolTask& task : tasks) s.pending.push_back(Pending{id, std::move(task)});
+  s.pump();
+  return id;
+}
+
+void PoolCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed) {
+  State& s = *state_;
+  std::lock_guard lock(s.mutex);
+  auto it = s.jobs.find(job);
+  if (it == s.jobs.end() || s.joined || s.phase == Phase::terminated)
+    throw ValueError("Pool.imap: the pool was joined or terminated before the input was consumed");
+  it->second.outstanding += tasks.size();
+  it->second.sealed = sealed;
+  for (PoolTask& task : tasks) s.pending.push_back(Pending{job, std::move(task)});
+  if (it->second.outstanding == 0 && sealed) s.jobs.erase(it);
+  s.pump();
+}
+
+void PoolCore::close() {
+  std::lock_guard lock(state_->mutex);
+  if (state_->phase == Phase::running) state_->phase = Phase::closed;
+}
+
+void PoolCore::terminate() {
+  State& s = *state_;
+  std::vector<Delivery> deliveries;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.phase == Phase::terminated) return;
+    s.phase = Phase::terminated;
+    s.fail_everything(std::make_exception_ptr(CancelledError(
+                          "Pool.terminate: the pool was terminated before this task finished")),
+                      deliveries);
+  }
+  s.kill_workers();
+  s.deliver(deliveries, nullptr);
+}
+
+void PoolCore::join() {
+  State& s = *state_;
+  if (std::this_thread::get_id() == s.result_thread.get_id())
+    throw ValueError("Pool.join: called from a callback, which runs in the pool's own thread");
+  std::unique_lock lock(s.mutex);
+  if (s.phase == Phase::running)
+    throw ValueError("Pool.join: the pool is still running; call close() or terminate() first");
+  if (s.joined) return;
+  // Jobs whose input is not all submitted (imap) get nothing more.
+  for (auto& [id, entry] : s.jobs) entry.sealed = true;
+  std::erase_if(s.jobs, [](const auto& item) { return item.second.outstanding == 0; });
+  s.changed.wait(lock, [&] { return s.jobs.empty() || s.broken; });
+  s.draining = true;
+  for (Worker& worker : s.workers)
+    if (worker.alive) worker.tasks->put(TaskMessage{});
+  s.changed.wait(lock, [&] {
+    return std::none_of(s.workers.begin(), s.workers.end(), [](const Worker& w) { return w.alive; });
+  });
+  s.joined = true;
+  lock.unlock();
+  s.stop_threads();
+}
+
+void PoolCore::shutdown() noexcept {
+  if (!state_) return;
+  try {
+    close();
+    join();
+  } catch (...) {
+    terminate();
+    state_->stop_threads();
+  }
+}
+
+std::vector<int> PoolCore::worker_pids() const {
+  std::lock_guard lock(state_->mutex);
+  std::vector<int> pids;
+  for (const Worker& worker : state_->workers)
+    if (worker.alive) pids.push_back(worker.process->pid().value_or(0));
+  return pids;
+}
+
+}  // namespace detail
+
+Pool::Pool(PoolOptions options)
+    : core_(std::make_shared<detail::PoolCore>(options.processes.value_or(cpu_count()),
+                                               std::move(options.initializer),
+                                               options.maxtasksperchild)) {}
+
+Pool::~Pool() {
+  if (core_) core_->shutdown();
+}
+
+Pool& Pool::operator=(Pool&& other) noexcept {
+  if (this != &other) {
+    if (core_) core_->shutdown();
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
+
+void Pool::close() { core_->close(); }
+void Pool::terminate() { core_->terminate(); }
+void Pool::join() { core_->join(); }
+int Pool::processes() const { return core_->processes(); }
+std::vector<int> Pool::worker_pids() const { return core_->worker_pids(); }
+
+}  // namespace mp

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Usage: run.sh <compiler> <include dir> <source> <expected message>
+# Passes when the source fails to compile with the expected static_assert text.
+compiler=$1 include=$2 source=$3 expected=$4
+if output=$("$compiler" -std=c++20 -fsyntax-only -I"$include" "$source" 2>&1); then
+  echo "FAIL: $source compiled, but it must not"
+  exit 1
+fi
+if ! printf '%s' "$output" | grep -q "$expected"; then
+  echo "FAIL: $source did not fail with: $expected"
+  printf '%s\n' "$output" | head -20
+  exit 1
+fi
+echo "ok: $source is refused with: $expected"

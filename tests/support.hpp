@@ -1,0 +1,145 @@
+// Helpers shared by the test suites: run another program with its output
+// captured, and ask whether a process is gone. Every wait has a deadline.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mp/process.hpp"
+
+namespace test_support {
+
+using namespace std::chrono_literals;
+
+// True when `pid` no longer runs: reaped, or a zombie nobody reaped yet.
+inline bool process_gone(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return true;
+  std::string line;
+  std::getline(stat, line);
+  auto close_paren = line.rfind(')');
+  return close_paren != std::string::npos && line.size() > close_paren + 2 &&
+         line[close_paren + 2] == 'Z';
+}
+
+inline bool all_gone_within(const std::vector<int>& pids, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (std::all_of(pids.begin(), pids.end(), process_gone)) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+// Another program, started through mp::Process + execv, stdout and stderr
+// captured (stdin from /dev/null), optionally in a process group of its own.
+class Program {
+ public:
+  explicit Program(std::vector<std::string> argv, bool own_process_group = false)
+      : process_([argv, own_process_group, this] {
+          if (own_process_group) ::setpgid(0, 0);
+          ::dup2(out_[1], 1);
+          ::dup2(err_[1], 2);
+          std::vector<char*> args;
+          for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+          args.push_back(nullptr);
+          ::execvp(args[0], args.data());
+          ::_exit(127);
+        }) {
+    if (::pipe2(out_, O_CLOEXEC) != 0 || ::pipe2(err_, O_CLOEXEC) != 0)
+      throw std::runtime_error("Program: pipe2 failed");
+    process_.start();
+    ::close(out_[1]);
+    ::close(err_[1]);
+  }
+  ~Program() {
+    if (process_.is_alive()) process_.kill();
+    process_.join(10s);
+    ::close(out_[0]);
+    ::close(err_[0]);
+  }
+
+  int pid() const { return *process_.pid(); }
+
+  // The next line of stdout, or nullopt at the deadline or at end of output.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout = 30s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto newline = out_buffer_.find('\n');
+      if (newline != std::string::npos) {
+        std::string line = out_buffer_.substr(0, newline);
+        out_buffer_.erase(0, newline + 1);
+        return line;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms || !read_some(out_[0], out_buffer_, left)) return std::nullopt;
+    }
+  }
+
+  // Waits for the exit (killing the program at the deadline) and collects
+  // the rest of its output. Returns the exit code (negative: signal).
+  int wait(std::chrono::milliseconds timeout = 60s) {
+    process_.join(timeout);
+    if (process_.is_alive()) {
+      process_.kill();
+      process_.join(10s);
+    }
+    while (read_some(out_[0], out_buffer_, 1000ms)) {
+    }
+    while (read_some(err_[0], err_buffer_, 1000ms)) {
+    }
+    return process_.exitcode().value_or(-SIGKILL);
+  }
+
+  const std::string& out() const { return out_buffer_; }
+  const std::string& err() const { return err_buffer_; }
+
+ private:
+  static bool read_some(int fd, std::string& into, std::chrono::milliseconds timeout) {
+    pollfd ready{fd, POLLIN, 0};
+    if (::poll(&ready, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    char buffer[4096];
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n <= 0) return false;
+    into.append(buffer, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  int out_[2] = {-1, -1};
+  int err_[2] = {-1, -1};
+  mp::Process process_;
+  std::string out_buffer_;
+  std::string err_buffer_;
+};
+
+// Every Python 3 on this machine: python3 first, then pyenv's other versions.
+inline std::vector<std::string> python_interpreters() {
+  std::vector<std::string> found{"python3"};
+  const char* home = std::getenv("HOME");
+  std::string root = std::getenv("PYENV_ROOT") ? std::getenv("PYENV_ROOT")
+                                               : std::string(home ? home : "/root") + "/.pyenv";
+  for (const char* version : {"3.12", "3.13", "3.14"}) {
+    for (int patch = 0; patch < 30; ++patch) {
+      std::string candidate = root + "/versions/" + version + "." + std::to_string(patch) + "/bin/python3";
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        found.push_back(candidate);
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+}  // namespace test_support

@@ -1,0 +1,672 @@
+// Pipe, Connection and wait: Python's _TestConnection, _TestPoll, TestWait and
+// TestIgnoreEINTR ported, plus the wire format against a real python3.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "mp/connection.hpp"
+#include "mp/detail/connection_frame.hpp"
+#include "mp/process.hpp"
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using mp::Connection;
+using mp::Pipe;
+
+namespace {
+
+// A forked child running `body`; its return value is the exit code (an
+// exception gives 99). sentinel() is readable once it has exited, like a
+// Process sentinel. Children report through exit codes, never through doctest.
+class Child {
+ public:
+  template <class F>
+  explicit Child(F&& body) {
+    int ends[2];
+    REQUIRE(::pipe2(ends, O_CLOEXEC) == 0);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::close(ends[0]);
+      int code = 99;
+      try {
+        code = body();
+      } catch (...) {
+      }
+      ::_exit(code);
+    }
+    ::close(ends[1]);
+    sentinel_ = ends[0];
+  }
+  ~Child() {
+    if (pid_ > 0) join(0s);
+    ::close(sentinel_);
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  // Exit code, or minus the signal; a child still running at the deadline is killed.
+  int join(std::chrono::milliseconds timeout = 30s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  }
+  pid_t pid() const { return pid_; }
+  int sentinel() const { return sentinel_; }
+
+ private:
+  pid_t pid_ = -1;
+  int sentinel_ = -1;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string pattern(std::size_t size) {
+  std::string text(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) text[i] = static_cast<char>('a' + i * 7 % 26);
+  return text;
+}
+
+// Echoes byte messages until "STOP".
+int echo(Connection conn) {
+  for (;;) {
+    std::string message = conn.recv_bytes();
+    if (message == "STOP") return 0;
+    conn.send_bytes(message);
+  }
+}
+
+// recv_bytes that fails the test instead of hanging when nothing comes.
+std::string recv_within(Connection& conn, std::chrono::seconds timeout = 30s) {
+  REQUIRE(conn.poll(timeout));
+  return conn.recv_bytes();
+}
+
+void write_raw(int fd, std::string_view bytes) {
+  REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+}
+
+template <class E>
+std::string error_text(auto&& call) {
+  try {
+    call();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "no exception";
+}
+
+}  // namespace
+
+TEST_CASE("objects and bytes round-trip through a duplex Pipe in both directions") {
+  auto [a, b] = Pipe();
+  CHECK(a.readable());
+  CHECK(a.writable());
+  a.send(std::vector<double>{1, 2.25, -3});
+  CHECK(b.recv<std::vector<double>>() == std::vector<double>{1, 2.25, -3});
+  b.send(std::make_tuple(std::string("x"), 7, std::map<int, std::string>{{1, "one"}}));
+  auto [s, n, m] = a.recv<std::tuple<std::string, int, std::map<int, std::string>>>();
+  CHECK(s == "x");
+  CHECK(n == 7);
+  CHECK(m.at(1) == "one");
+  a.send_bytes("hello world");
+  CHECK(b.recv_bytes() == "hello world");
+  CHECK(a.fileno() != b.fileno());
+}
+
+TEST_CASE("send_bytes checks offset and size as Python does") {
+  auto [a, b] = Pipe();
+  const std::string msg = "abcdefghijklmnopqrstuvwxyz";
+  a.send_bytes(msg, 5);
+  CHECK(b.recv_bytes() == msg.substr(5));
+  a.send_bytes(msg, 7, 8);
+  CHECK(b.recv_bytes() == msg.substr(7, 8));
+  a.send_bytes(msg, 26);
+  CHECK(b.recv_bytes() == "");
+  a.send_bytes(msg, 26, 0);
+  CHECK(b.recv_bytes() == "");
+  CHECK_THROWS_AS(a.send_bytes(msg, 27), mp::ValueError);
+  CHECK_THROWS_AS(a.send_bytes(msg, 22, 5), mp::ValueError);
+  CHECK_THROWS_AS(a.send_bytes(msg, 26, 1), mp::ValueError);
+  CHECK(error_text<mp::ValueError>([&] { a.send_bytes(msg, 22, 5); })
+            .find("Connection.send_bytes: buffer length < offset + size") == 0);
+  std::array<std::byte, 4> raw{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+  a.send_bytes(std::span<const std::byte>(raw), 1, 2);
+  CHECK(b.recv_bytes() == std::string("\x02\x03"));
+  CHECK_FALSE(b.poll());  // nothing left over from the rejected calls
+}
+
+TEST_CASE("recv_bytes_into honours the offset; BufferTooShort carries the whole message") {
+  auto [a, b] = Pipe();
+  std::array<std::byte, 10> buffer{};
+  a.send_bytes("wxyz");
+  CHECK(b.recv_bytes_into(buffer, 3) == 4);
+  CHECK(std::memcmp(buffer.data() + 3, "wxyz", 4) == 0);
+  CHECK(buffer[2] == std::byte{0});
+  CHECK(buffer[7] == std::byte{0});
+
+  const std::string longmsg = pattern(110);
+  a.send_bytes(longmsg);
+  try {
+    b.recv_bytes_into(buffer);
+    FAIL("no BufferTooShort");
+  } catch (const mp::BufferTooShort& e) {
+    CHECK(e.message() == longmsg);
+  }
+  CHECK_THROWS_AS(b.recv_bytes_into(buffer, 11), mp::ValueError);
+  a.send_bytes("after");
+  CHECK(b.recv_bytes() == "after");  // the too-long message was consumed, nothing else
+}
+
+TEST_CASE("a zero-length message is a message; poll never consumes it") {
+  auto [a, b] = Pipe();
+  CHECK_FALSE(a.poll());
+  b.send_bytes("");
+  CHECK(a.poll());
+  CHECK(a.poll());
+  CHECK(mp::wait({a.fileno()}, 0s) == std::vector<int>{a.fileno()});
+  CHECK(a.recv_bytes() == "");
+  CHECK_FALSE(a.poll());
+}
+
+TEST_CASE("poll waits as long as asked and answers at once when a message is there") {
+  auto [a, b] = Pipe();
+  auto start = std::chrono::steady_clock::now();
+  CHECK_FALSE(a.poll());
+  CHECK_FALSE(a.poll(-1s));
+  CHECK(seconds_since(start) < 0.5);
+  start = std::chrono::steady_clock::now();
+  CHECK_FALSE(a.poll(200ms));
+  CHECK(seconds_since(start) >= 0.2);
+  CHECK(seconds_since(start) < 2.0);
+  b.send(true);
+  start = std::chrono::steady_clock::now();
+  CHECK(a.poll(10s));
+  CHECK(seconds_since(start) < 1.0);
+  CHECK(a.recv<bool>());
+}
+
+TEST_CASE("Pipe(false): the first end receives, the second sends; the wrong way is an error") {
+  auto [reader, writer] = Pipe(false);
+  CHECK(reader.readable());
+  CHECK_FALSE(reader.writable());
+  CHECK_FALSE(writer.readable());
+  CHECK(writer.writable());
+  writer.send(1);
+  CHECK(reader.recv<int>() == 1);
+  CHECK(error_text<mp::ValueError>([&] { reader.send(2); }) ==
+        "Connection.send: connection is read-only");
+  CHECK(error_text<mp::ValueError>([&] { writer.recv<int>(); }) ==
+        "Connection.recv: connection is write-only");
+  CHECK_THROWS_AS(writer.poll(), mp::ValueError);
+  CHECK_THROWS_AS(reader.send_bytes("x"), mp::ValueError);
+}
+
+TEST_CASE("close() closes every copy of the handle; later use is a ValueError") {
+  auto [a, b] = Pipe();
+  Connection copy = a;
+  a.send(1729);
+  CHECK(b.recv<int>() == 1729);
+  CHECK_FALSE(copy.closed());
+  copy.close();
+  CHECK(a.closed());
+  CHECK_NOTHROW(a.close());
+  CHECK_THROWS_AS(a.recv<int>(), mp::ValueError);
+  CHECK_THROWS_AS(a.send(1), mp::ValueError);
+  CHECK_THROWS_AS(a.poll(), mp::ValueError);
+  CHECK_THROWS_AS(a.fileno(), mp::ValueError);
+  CHECK(error_text<mp::ValueError>([&] { a.recv_bytes(); }) ==
+        "Connection.recv_bytes: connection is closed");
+  CHECK(a.readable());
+  CHECK_THROWS_AS(b.recv<int>(), mp::EOFError);
+  CHECK_THROWS_AS(b.recv_bytes(), mp::EOFError);
+  CHECK(b.poll());  // the end of the stream is ready: recv will not block
+}
+
+TEST_CASE("messages sent before the peer closed are read before EOFError") {
+  auto [reader, writer] = Pipe(false);
+  writer.send_bytes("one");
+  writer.send(std::string("two"));
+  writer.close();
+  CHECK(reader.recv_bytes() == "one");
+  CHECK(reader.recv<std::string>() == "two");
+  CHECK_THROWS_AS(reader.recv_bytes(), mp::EOFError);
+}
+
+TEST_CASE("end of file inside a frame is an OSError, then EOFError") {
+  for (bool inside_header : {true, false}) {
+    int ends[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, ends) == 0);
+    Connection conn(ends[0]);
+    write_raw(ends[1], inside_header ? std::string_view("\0\0", 2)
+                                     : std::string_view("\0\0\0\x0a" "abc", 7));
+    ::close(ends[1]);
+    std::string text = error_text<mp::OSError>([&] { conn.recv_bytes(); });
+    CHECK(text.find("Connection.recv_bytes: got end of file during message") == 0);
+    CHECK_THROWS_AS(conn.recv_bytes(), mp::EOFError);
+  }
+}
+
+TEST_CASE("recv_bytes(maxlength) refuses a longer message and leaves it unread") {
+  auto [a, b] = Pipe();
+  a.send_bytes("0123456789");
+  try {
+    b.recv_bytes(4);
+    FAIL("no error");
+  } catch (const mp::OSError& e) {
+    CHECK(e.code() == EMSGSIZE);
+    CHECK(std::string(e.what()).find("bad message length") != std::string::npos);
+  }
+  CHECK(b.poll());
+  CHECK(b.recv_bytes(10) == "0123456789");
+}
+
+TEST_CASE("recv of the wrong type names both types and the connection stays usable") {
+  auto [a, b] = Pipe();
+  a.send(std::string("a string"));
+  a.send(42);
+  std::string text = error_text<mp::SerializationError>([&] { b.recv<int>(); });
+  CHECK(text.find("std::__cxx11::basic_string") != std::string::npos);
+  CHECK(text.find("int") != std::string::npos);
+  CHECK(b.recv<int>() == 42);
+  a.send_bytes("raw bytes");
+  CHECK_THROWS_AS(b.recv<std::vector<int>>(), mp::SerializationError);
+}
+
+TEST_CASE("writing to a closed peer throws EPIPE and SIGPIPE never fires") {
+  for (bool duplex : {true, false}) {
+    auto [reader, writer] = Pipe(duplex);
+    reader.close();
+    try {
+      writer.send_bytes("nobody listens");
+      FAIL("no error");
+    } catch (const mp::OSError& e) {
+      CHECK(e.code() == EPIPE);
+      CHECK(std::string(e.what()).find("Connection.send_bytes") == 0);
+    }
+  }
+}
+
+TEST_CASE("an invalid descriptor is an error, not a crash") {
+  CHECK_THROWS_AS(Connection(-1), mp::ValueError);
+  int ends[2];
+  REQUIRE(::pipe(ends) == 0);
+  ::close(ends[0]);
+  ::close(ends[1]);
+  try {
+    Connection conn(ends[0]);
+    FAIL("no error");
+  } catch (const mp::OSError& e) {
+    CHECK(e.code() == EBADF);
+  }
+  CHECK_THROWS_AS(mp::wait({ends[0]}, 0s), mp::OSError);
+  CHECK_THROWS_AS(mp::wait({-3}, 0s), mp::ValueError);
+  CHECK_THROWS_AS(Connection(0, false, false), mp::ValueError);
+}
+
+TEST_CASE("frame headers are Python's: 4-byte big-endian, or -1 and 8 bytes above 2 GiB") {
+  auto encoded = [](std::uint64_t size) {
+    auto header = mp::detail::encode_frame_header(size);
+    return std::string(reinterpret_cast<const char*>(header.bytes.data()), header.size);
+  };
+  CHECK(encoded(0) == std::string("\0\0\0\0", 4));
+  CHECK(encoded(0x01020304) == "\x01\x02\x03\x04");
+  CHECK(encoded(0x7fffffff) == "\x7f\xff\xff\xff");
+  CHECK(encoded(0x80000000ull) == std::string("\xff\xff\xff\xff\0\0\0\0\x80\0\0\0", 12));
+  CHECK(encoded(0x123456789aull) == std::string("\xff\xff\xff\xff\0\0\0\x12\x34\x56\x78\x9a", 12));
+  auto decoded = mp::detail::decode_frame_header(encoded(0x123456789aull), "test");
+  REQUIRE(decoded);
+  CHECK(decoded->header_size == 12);
+  CHECK(decoded->payload_size == 0x123456789aull);
+  CHECK_FALSE(mp::detail::decode_frame_header(std::string("\xff\xff\xff\xff\0", 5), "test"));
+  CHECK(mp::detail::header_bytes_missing(std::string("\xff\xff\xff\xff\0", 5)) == 7);
+  CHECK_THROWS_AS(mp::detail::decode_frame_header("\xff\xff\xff\xfe", "test"), mp::OSError);
+
+  // The long form is accepted for any size, as Python's reader accepts it.
+  int ends[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, ends) == 0);
+  Connection conn(ends[0]);
+  write_raw(ends[1], std::string("\xff\xff\xff\xff\0\0\0\0\0\0\0\x05hello", 17));
+  CHECK(conn.poll(5s));
+  CHECK(conn.recv_bytes() == "hello");
+  ::close(ends[1]);
+}
+
+TEST_CASE("poll and wait never report a partial message, even one too big for the kernel") {
+  int ends[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, ends) == 0);
+  Connection conn(ends[0]);
+  write_raw(ends[1], std::string("\0\0\0\x08" "abcd", 8));
+  CHECK_FALSE(conn.poll(50ms));
+  CHECK(mp::wait({conn.fileno()}, 50ms).empty());
+  write_raw(ends[1], "efgh");
+  CHECK(conn.poll(5s));
+  CHECK(conn.recv_bytes() == "abcdefgh");
+  ::close(ends[1]);
+
+  // 4 MiB cannot sit in a socket buffer: poll must pull it into the inbox,
+  // and wait must then report the descriptor though the kernel has nothing.
+  auto [a, b] = Pipe();
+  const std::string big = pattern(4 << 20);
+  std::thread sender([&, b = b] { Connection(b).send_bytes(big); });
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  bool ready = false;
+  while (!ready && std::chrono::steady_clock::now() < deadline) ready = a.poll(100ms);
+  CHECK(ready);
+  CHECK(mp::wait({a.fileno()}, 0s) == std::vector<int>{a.fileno()});
+  CHECK(a.recv_bytes() == big);
+  sender.join();
+  CHECK_FALSE(a.poll());
+}
+
+TEST_CASE("sends from several threads never interleave frames") {
+  auto [a, b] = Pipe();
+  constexpr int kThreads = 4, kMessages = 20;
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kThreads; ++t)
+    senders.emplace_back([conn = a, t]() mutable {
+      for (int i = 0; i < kMessages; ++i) conn.send_bytes(std::string(300'000, char('A' + t)));
+    });
+  std::map<char, int> counts;
+  for (int i = 0; i < kThreads * kMessages; ++i) {
+    REQUIRE(b.poll(20s));
+    std::string message = b.recv_bytes();
+    REQUIRE(message.size() == 300'000u);
+    CHECK(std::count(message.begin(), message.end(), message[0]) == 300'000);
+    ++counts[message[0]];
+  }
+  for (auto& sender : senders) sender.join();
+  for (int t = 0; t < kThreads; ++t) CHECK(counts[char('A' + t)] == kMessages);
+}
+
+TEST_CASE("a child process echoes objects, bytes and a 16 MiB message (test_connection)") {
+  auto [conn, child_conn] = Pipe();
+  Child child([child_conn = child_conn]() { return echo(child_conn); });
+  child_conn.close();  // test_spawn_close: closing our copy at once is fine
+  conn.send_bytes("hello world");
+  CHECK(recv_within(conn) == "hello world");
+  conn.send_bytes("");
+  CHECK(recv_within(conn) == "");
+  const std::string really_big = std::string(16 << 20, 'X');
+  std::thread sender([conn, &really_big]() mutable { conn.send_bytes(really_big); });
+  CHECK(recv_within(conn) == really_big);
+  sender.join();
+  conn.send_bytes("STOP");
+  REQUIRE(conn.poll(30s));
+  CHECK_THROWS_AS(conn.recv_bytes(), mp::EOFError);
+  CHECK(child.join() == 0);
+}
+
+TEST_CASE("a 64 MiB message crosses processes whole, through recv and through poll") {
+  auto [reader, writer] = Pipe(false);
+  const std::size_t size = 64u << 20;
+  Child child([writer = writer, size]() mutable {
+    std::string big = pattern(size);
+    writer.send_bytes(big);
+    writer.send_bytes(big);
+    return 0;
+  });
+  writer.close();
+  const std::string expected = pattern(size);
+  CHECK(recv_within(reader) == expected);
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  bool ready = false;
+  while (!ready && std::chrono::steady_clock::now() < deadline) ready = reader.poll(100ms);
+  REQUIRE(ready);
+  CHECK(reader.recv_bytes() == expected);
+  REQUIRE(reader.poll(30s));
+  CHECK_THROWS_AS(reader.recv_bytes(), mp::EOFError);
+  CHECK(child.join() == 0);
+}
+
+TEST_CASE("a peer that dies in the middle of a frame gives an error, not a hang") {
+  auto [a, b] = Pipe();
+  Child child([b = b]() {
+    const char partial[] = "\0\0\x10\0" "only part of it";
+    ::write(b.fileno(), partial, sizeof partial - 1);
+    ::kill(::getpid(), SIGKILL);
+    return 0;
+  });
+  b.close();
+  CHECK(a.poll(20s));  // the end of the stream counts as ready
+  CHECK_THROWS_AS(a.recv_bytes(), mp::OSError);
+  CHECK_THROWS_AS(a.recv_bytes(), mp::EOFError);
+  CHECK(child.join() == -SIGKILL);
+}
+
+TEST_CASE("poll sees messages that arrive one by one (_TestPoll.test_strings)") {
+  const std::vector<std::string> strings = {"hello", "", "a", "b", "", "bye", "", "lop"};
+  auto [a, b] = Pipe();
+  Child child([b = b, &strings]() mutable {
+    for (const auto& s : strings) {
+      std::this_thread::sleep_for(20ms);
+      b.send_bytes(s);
+    }
+    return 0;
+  });
+  b.close();
+  for (const auto& s : strings) {
+    bool ready = false;
+    for (int i = 0; i < 1000 && !ready; ++i) ready = a.poll(10ms);
+    REQUIRE(ready);
+    CHECK(a.recv_bytes() == s);
+  }
+  CHECK(child.join() == 0);
+}
+
+TEST_CASE("poll does not merge messages (_TestPoll.test_dont_merge)") {
+  auto [a, b] = Pipe();
+  CHECK_FALSE(a.poll(0s));
+  CHECK_FALSE(a.poll(100ms));
+  Child child([b = b]() mutable {
+    b.send_bytes("a");
+    b.send_bytes("b");
+    b.send_bytes("cd");
+    return 0;
+  });
+  REQUIRE(a.poll(10s));
+  CHECK(a.recv_bytes() == "a");
+  CHECK(a.poll(1s));
+  CHECK(a.poll(1s));
+  CHECK(a.recv_bytes() == "b");
+  CHECK(a.poll(1s));
+  CHECK(a.poll(0s));
+  CHECK(a.recv_bytes() == "cd");
+  CHECK(child.join() == 0);
+}
+
+TEST_CASE("a process that polls takes at most one whole message (_TestPoll.test_boundaries)") {
+  auto [r, w] = Pipe(false);
+  Child child([r = r]() mutable { return r.poll(5s) ? 0 : 1; });
+  std::this_thread::sleep_for(200ms);
+  w.send_bytes("first");
+  w.send_bytes("second");
+  w.close();
+  CHECK(child.join() == 0);
+  std::string got = recv_within(r);
+  CHECK((got == "first" || got == "second"));
+}
+
+TEST_CASE("wait over four children's pipes collects every message (TestWait.test_wait)") {
+  std::vector<Connection> readers;
+  std::vector<std::unique_ptr<Child>> children;
+  for (int c = 0; c < 4; ++c) {
+    auto [r, w] = Pipe(false);
+    children.push_back(std::make_unique<Child>([w = w, c]() mutable {
+      for (int i = 0; i < 10; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds((i * 7 + c * 13) % 30));
+        w.send(std::make_pair(i, c));
+      }
+      return 0;
+    }));
+    w.close();
+    readers.push_back(r);
+  }
+  std::multiset<std::pair<int, int>> messages;
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!readers.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::vector<int> fds;
+    for (auto& r : readers) fds.push_back(r.fileno());
+    for (int fd : mp::wait(fds, 10s)) {
+      auto it = std::find_if(readers.begin(), readers.end(),
+                             [fd](Connection& r) { return r.fileno() == fd; });
+      try {
+        messages.insert(it->recv<std::pair<int, int>>());
+      } catch (const mp::EOFError&) {
+        it->close();
+        readers.erase(it);
+      }
+    }
+  }
+  CHECK(readers.empty());
+  CHECK(messages.size() == 40u);
+  for (int c = 0; c < 4; ++c)
+    for (int i = 0; i < 10; ++i) CHECK(messages.count({i, c}) == 1);
+  for (auto& child : children) CHECK(child->join() == 0);
+}
+
+TEST_CASE("wait times out, and reports connections and process sentinels (test_wait_integer)") {
+  auto [a, b] = Pipe();
+  auto start = std::chrono::steady_clock::now();
+  CHECK(mp::wait({a.fileno(), b.fileno()}, 300ms).empty());
+  CHECK(seconds_since(start) >= 0.3);
+  CHECK(mp::wait({a.fileno(), b.fileno()}, -1s).empty());
+
+  Child child([] {
+    std::this_thread::sleep_for(500ms);
+    return 0;
+  });
+  std::vector<int> fds = {a.fileno(), child.sentinel(), b.fileno()};
+  start = std::chrono::steady_clock::now();
+  CHECK(mp::wait(fds, 20s) == std::vector<int>{child.sentinel()});
+  CHECK(seconds_since(start) > 0.2);
+  CHECK(seconds_since(start) < 10.0);
+  a.send_bytes("");
+  CHECK(mp::wait(fds, 20s) == std::vector<int>{child.sentinel(), b.fileno()});
+  b.send(1);
+  CHECK(mp::wait(fds) == fds);
+  CHECK(child.join() == 0);
+}
+
+namespace {
+volatile sig_atomic_t signals_seen = 0;
+void count_signal(int) { signals_seen = signals_seen + 1; }
+}  // namespace
+
+TEST_CASE("signals do not interrupt recv or a blocked send (TestIgnoreEINTR.test_ignore)") {
+  auto [conn, child_conn] = Pipe();
+  constexpr std::size_t kBig = 8 << 20;  // far more than a socket buffer: the send blocks
+  Child child([child_conn = child_conn]() mutable {
+    struct sigaction action{};
+    action.sa_handler = count_signal;  // no SA_RESTART: every blocked call sees EINTR
+    ::sigaction(SIGUSR1, &action, nullptr);
+    child_conn.send(std::string("ready"));
+    int x = child_conn.recv<int>();
+    child_conn.send(x);
+    child_conn.send_bytes(std::string(kBig, 'x'));
+    return signals_seen >= 2 ? 0 : 10 + signals_seen;
+  });
+  child_conn.close();
+  REQUIRE(conn.poll(30s));
+  CHECK(conn.recv<std::string>() == "ready");
+  std::this_thread::sleep_for(100ms);
+  ::kill(child.pid(), SIGUSR1);
+  std::this_thread::sleep_for(100ms);
+  conn.send(1234);
+  REQUIRE(conn.poll(30s));
+  CHECK(conn.recv<int>() == 1234);
+  std::this_thread::sleep_for(100ms);
+  ::kill(child.pid(), SIGUSR1);
+  CHECK(recv_within(conn) == std::string(kBig, 'x'));
+  CHECK(child.join() == 0);
+}
+
+TEST_CASE("interop: python3's multiprocessing.connection reads and writes the same pipe") {
+  auto [conn, python_end] = Pipe();
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(python_end.fileno(), 3);  // dup2 clears close-on-exec
+    ::execlp("python3", "python3", MP_SOURCE_ROOT "/tests/helpers/connection_peer.py", "3",
+             static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  python_end.close();
+  REQUIRE(conn.poll(30s));
+  CHECK(conn.recv_bytes() == "");
+  CHECK(conn.recv_bytes() == "hello from python");
+  std::string expected_big;
+  for (int i = 0; i < 1024; ++i)
+    for (int c = 0; c < 256; ++c) expected_big.push_back(static_cast<char>(c));
+  REQUIRE(conn.poll(30s));
+  CHECK(conn.recv_bytes() == expected_big);
+  for (const std::string& message : {std::string(), std::string("abc"), pattern(100'000),
+                                     pattern(3 << 20)}) {
+    conn.send_bytes(message);
+    REQUIRE(conn.poll(30s));
+    CHECK(conn.recv_bytes() == "py:" + message);
+  }
+  conn.send_bytes("quit");
+  REQUIRE(conn.poll(30s));
+  CHECK_THROWS_AS(conn.recv_bytes(), mp::EOFError);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("a child forked after a receive continues where its parent stopped") {
+  auto [reader, writer] = Pipe(false);
+  writer.send(1);
+  writer.send(2);
+  writer.send_bytes("three");
+  CHECK(reader.recv<int>() == 1);  // may read the others ahead into this process
+  Child child([reader = reader]() mutable {
+    if (reader.recv<int>() != 2) return 1;
+    if (reader.recv_bytes() != "three") return 2;
+    return reader.poll() ? 3 : 0;
+  });
+  CHECK(child.join() == 0);
+}
+
+TEST_CASE("wait reports an mp::Process sentinel when the process ends") {
+  auto [a, b] = Pipe();
+  mp::Process sleeper([] { std::this_thread::sleep_for(300ms); });
+  sleeper.start();
+  auto start = std::chrono::steady_clock::now();
+  CHECK(mp::wait({a.fileno(), sleeper.sentinel()}, 20s) == std::vector<int>{sleeper.sentinel()});
+  CHECK(seconds_since(start) > 0.1);
+  sleeper.join(20s);
+  CHECK(sleeper.exitcode() == 0);
+}
+
+TEST_CASE("samples/pipe prints what the writer process sent") {
+  test_support::Program sample({MP_BUILD_ROOT "/samples/pipe"});
+  CHECK(sample.wait(30s) == 0);
+  CHECK(sample.out() == "Parent received: Hello, child!\n");
+}
