@@ -147,7 +147,10 @@ class ConnectionState {
 
   void send_frame(std::string_view payload, std::string_view method);
   std::string receive(std::string_view method, std::optional<std::size_t> maxlength);
-  bool poll_until(Deadline deadline, std::string_view method);
+  // With maxlength, a message announced longer than that counts as ready:
+  // recv_bytes(maxlength) will refuse it without reading it.
+  bool poll_until(Deadline deadline, std::string_view method,
+                  std::optional<std::size_t> maxlength = {});
   // For wait(): is a whole message (or the end) there? `kernel_readable` is
   // what poll(2) said about the descriptor.
   bool ready_for_wait(bool kernel_readable);
@@ -161,7 +164,7 @@ class ConnectionState {
   std::ptrdiff_t append_to_inbox(std::size_t size, bool block, std::string_view method);
   DecodedHeader read_header(std::string_view method);
   std::string read_payload(DecodedHeader header, std::string_view method);
-  bool pull_available(std::string_view method);
+  bool pull_available(std::string_view method, std::optional<std::size_t> maxlength);
   [[noreturn]] void throw_truncated(std::string_view method, std::uint64_t received,
                                     std::uint64_t expected);
 
@@ -358,11 +361,13 @@ std::string ConnectionState::receive(std::string_view method,
   return read_payload(header, method);
 }
 
-bool ConnectionState::pull_available(std::string_view method) {
+bool ConnectionState::pull_available(std::string_view method,
+                                     std::optional<std::size_t> maxlength) {
   for (;;) {
     std::size_t want;
     std::string_view pending = inbox_.pending();
     if (auto header = decode_frame_header(pending, method)) {
+      if (maxlength && header->payload_size > *maxlength) return true;
       std::uint64_t frame = header->header_size + header->payload_size;
       if (pending.size() >= frame) return true;
       want = static_cast<std::size_t>(std::min<std::uint64_t>(frame - pending.size(), kPullChunk));
@@ -375,7 +380,8 @@ bool ConnectionState::pull_available(std::string_view method) {
   }
 }
 
-bool ConnectionState::poll_until(Deadline deadline, std::string_view method) {
+bool ConnectionState::poll_until(Deadline deadline, std::string_view method,
+                                 std::optional<std::size_t> maxlength) {
   std::unique_lock guard(recv_mutex_, std::defer_lock);
   if (deadline.infinite())
     guard.lock();
@@ -383,7 +389,7 @@ bool ConnectionState::poll_until(Deadline deadline, std::string_view method) {
     return false;
   require_readable(method);
   for (;;) {
-    if (pull_available(method)) return true;
+    if (pull_available(method, maxlength)) return true;
     if (deadline.expired()) return false;
     pollfd probe{fd_, POLLIN, 0};
     check("poll", [&] { return ::poll(&probe, 1, deadline.poll_milliseconds()); }, method);
@@ -399,7 +405,7 @@ bool ConnectionState::ready_for_wait(bool kernel_readable) {
   std::string_view pending = inbox_.pending();
   auto header = decode_frame_header(pending, "wait");
   if (header && pending.size() >= header->header_size + header->payload_size) return true;
-  return kernel_readable && pull_available("wait");
+  return kernel_readable && pull_available("wait", std::nullopt);
 }
 
 std::vector<int> wait_until(const std::vector<int>& fds, Deadline deadline) {
@@ -469,8 +475,8 @@ std::string Connection::receive(std::string_view method, std::optional<std::size
   return state_->receive(method, maxlength);
 }
 
-bool Connection::poll_until(detail::Deadline deadline) {
-  return state_->poll_until(deadline, "Connection.poll");
+bool Connection::poll_until(detail::Deadline deadline, std::optional<std::size_t> maxlength) {
+  return state_->poll_until(deadline, "Connection.poll", maxlength);
 }
 
 void Connection::send_bytes(std::string_view buf, std::size_t offset,

@@ -2,6 +2,8 @@
 // sockets, wire-compatible with real Python in both roles, and robust against
 // peers that lie, stall or shout.
 #include <doctest/doctest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>

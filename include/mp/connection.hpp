@@ -1,9 +1,10 @@
-// mp/connection.hpp: Pipe, Connection and wait (Python: multiprocessing.Pipe,
-// multiprocessing.connection.Connection and multiprocessing.connection.wait).
+// mp/connection.hpp: Pipe, Connection, wait, Listener and Client (Python:
+// multiprocessing.Pipe and multiprocessing.connection).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -86,6 +87,13 @@ class Connection {
   bool poll(std::chrono::duration<Rep, Per> timeout) {
     return poll_until(detail::Deadline::after(timeout));
   }
+  // Beyond Python: as poll(timeout), but a message announced longer than
+  // maxlength is ready at once (recv_bytes(maxlength) then refuses it unread),
+  // so nothing beyond maxlength is buffered. For untrusted peers.
+  template <class Rep, class Per>
+  bool poll(std::chrono::duration<Rep, Per> timeout, std::size_t maxlength) {
+    return poll_until(detail::Deadline::after(timeout), maxlength);
+  }
 
   void close();
   bool closed() const;
@@ -97,7 +105,7 @@ class Connection {
   void require_writable(std::string_view method) const;
   void send_message(std::string_view payload, std::string_view method);
   std::string receive(std::string_view method, std::optional<std::size_t> maxlength);
-  bool poll_until(detail::Deadline deadline);
+  bool poll_until(detail::Deadline deadline, std::optional<std::size_t> maxlength = {});
 
   std::shared_ptr<detail::ConnectionState> state_;
 };
@@ -122,5 +130,61 @@ template <class Rep, class Per>
 std::vector<int> wait(const std::vector<int>& fds, std::chrono::duration<Rep, Per> timeout) {
   return detail::wait_until(fds, detail::Deadline::after(timeout));
 }
+
+// Address (Python: a ('host', port) tuple, or a path string for AF_UNIX).
+// A Unix path that starts with '\0' lives in Linux's abstract namespace: no
+// file, nothing to remove.
+struct Address {
+  enum class Family { tcp, unix_socket };
+  Family family = Family::tcp;
+  std::string host;         // tcp: a name or a numeric address; "" is every interface
+  std::uint16_t port = 0;   // tcp: 0 asks for any free port
+  std::string path;         // unix_socket
+  bool abstract() const { return family == Family::unix_socket && !path.empty() && path[0] == '\0'; }
+  std::string to_string() const;
+  bool operator==(const Address&) const = default;
+};
+Address tcp_address(std::string host, std::uint16_t port);
+Address unix_address(std::string path);
+
+// How long a Listener or Client waits for the peer's side of the authkey
+// handshake before giving up with mp::AuthenticationError.
+inline constexpr std::chrono::seconds default_handshake_timeout{10};
+
+// Listener (Python: multiprocessing.connection.Listener)
+//
+// A bound, listening socket whose accept() returns a Connection with Python's
+// framing, so a Python Client can connect. With an authkey, accept() runs
+// Python's mutual HMAC handshake (it challenges first, then answers); an empty
+// authkey is a valid key, no authkey means no handshake. SO_REUSEADDR is set;
+// a Unix socket file is removed by close().
+//
+// Differs from Python: the handshake is bounded in time (a peer that connects
+// and says nothing is dropped after handshake_timeout) and in size (every
+// handshake message is capped at 256 bytes and nothing is allocated beyond
+// what arrives); a failed handshake closes that connection and throws from
+// accept(), and the listener keeps serving. A handle: copies share the socket.
+// Blocking: accept() blocks until a client connects (EINTR is retried).
+class Listener {
+ public:
+  explicit Listener(Address address, std::optional<std::string> authkey = {}, int backlog = 1,
+                    std::chrono::milliseconds handshake_timeout = default_handshake_timeout);
+  // mp::AuthenticationError on a failed handshake; mp::ValueError after close().
+  Connection accept();
+  Address address() const;  // the bound address, with the real port
+  std::optional<Address> last_accepted() const;
+  int fileno() const;       // readable when a client waits: usable with mp::wait
+  void close();
+  bool closed() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+// Client (Python: multiprocessing.connection.Client): connects and, with an
+// authkey, answers the listener's challenge and then challenges it.
+Connection Client(const Address& address, std::optional<std::string> authkey = {},
+                  std::chrono::milliseconds handshake_timeout = default_handshake_timeout);
 
 }  // namespace mp
