@@ -340,10 +340,15 @@ bool QueueCore::get(std::string& out, const Deadline& deadline) {
   q->read_offset += record_header + length;  // the commit
   q->count.fetch_sub(1, std::memory_order_release);
   if (q->read_offset >= q->slots[slot].fill) {
-    if (slot == q->tail) {
+    if (slot == q->tail && q->slots[slot].run == 1) {
       // Empty: start the chunk over, so its first pages stay the warm ones.
       q->slots[slot].fill = 0;
       q->read_offset = 0;
+    } else if (slot == q->tail) {
+      // Empty after a record that needed a run: give the run back at once.
+      q->head = q->tail = no_slot;
+      q->read_offset = 0;
+      free_run(q, slot);
     } else {
       q->head = q->slots[slot].next();
       q->read_offset = 0;

@@ -8,7 +8,7 @@ set -uo pipefail
 build=$1 seconds=$2
 shift 2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=($(cd "$build/fuzz" && ls fuzz_* | grep -v '\.p$'))
+[ ${#targets[@]} -gt 0 ] || targets=($(cd "$build/fuzz" && find . -maxdepth 1 -type f -executable -name 'fuzz_*' -printf '%f\n' | sort))
 mkdir -p "$build/fuzz-artifacts"
 status=0
 for target in "${targets[@]}"; do

@@ -51,6 +51,7 @@ class InputArchive : public cereal::InputArchive<InputArchive, cereal::AllowEmpt
   explicit InputArchive(std::string_view in)
       : cereal::InputArchive<InputArchive, cereal::AllowEmptyClassElision>(this), in_(in) {}
   void loadBinary(void* data, std::size_t size) {
+    if (size == 0) return;  // an empty vector's data() may be null
     if (size > in_.size())
       throw SerializationError("message is truncated: " + std::to_string(size) + " bytes wanted, " +
                                std::to_string(in_.size()) + " left");
@@ -68,8 +69,17 @@ std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_SAVE_FUNCTION_NAME(OutputArchiv
   ar.saveBinary(std::addressof(t), sizeof(t));
 }
 template <class T>
-std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, T& t) {
+std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>> CEREAL_LOAD_FUNCTION_NAME(
+    InputArchive& ar, T& t) {
   ar.loadBinary(std::addressof(t), sizeof(t));
+}
+// A bool must be 0 or 1: any other byte is not a bool, and loading it as one
+// would be undefined behaviour.
+inline void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, bool& b) {
+  unsigned char byte = 0;
+  ar.loadBinary(&byte, 1);
+  if (byte > 1) throw SerializationError("a bool holds " + std::to_string(byte));
+  b = byte == 1;
 }
 template <class T>
 void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const cereal::NameValuePair<T>& t) {
