@@ -24,6 +24,11 @@ test: build
 	@status=0; meson test -C $(BUILD) --print-errorlogs $(TEST_ARGS) || status=$$?; \
 	  python3 scripts/doctest-totals.py $(BUILD); exit $$status
 
+# The crash matrix: SIGKILLs at random points, STRESS_ITERATIONS rounds.
+STRESS_ITERATIONS ?= 1000
+stress: build
+	@$(BUILD)/tests/stress/crash_matrix $(STRESS_ITERATIONS)
+
 # libFuzzer targets, built with clang-14 and ASan+UBSan in their own build
 # directory; FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60

@@ -217,7 +217,14 @@ void Process::start() {
   child->pid = pid;
   child->name = name_;
   child->daemon = daemon_;
-  child->sentinel.reset(open_pidfd(pid, name_));
+  try {
+    child->sentinel.reset(open_pidfd(pid, name_));
+  } catch (...) {
+    // Without a sentinel the child could not be watched: take it back.
+    ::kill(pid, SIGKILL);
+    child->reap(true);
+    throw;
+  }
   {
     Registry& r = registry();
     std::lock_guard lock(r.mutex);

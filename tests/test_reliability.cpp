@@ -1,0 +1,175 @@
+// Reliability: storms of signals during blocking calls, and running out of
+// processes or descriptors while creating objects.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mp/connection.hpp"
+#include "mp/detail/syscall.hpp"
+#include "mp/pool.hpp"
+#include "mp/process.hpp"
+#include "mp/queues.hpp"
+#include "mp/subprocess.hpp"
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::atomic<int> signals_seen{0};
+void count_signal(int) { signals_seen.fetch_add(1, std::memory_order_relaxed); }
+
+// Installs a SIGUSR1 handler without SA_RESTART (so every blocking system
+// call it interrupts fails with EINTR) and has a child process send SIGUSR1
+// to us every 100 microseconds until destroyed.
+class SignalStorm {
+ public:
+  SignalStorm() {
+    struct sigaction action {};
+    action.sa_handler = count_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART
+    sigaction(SIGUSR1, &action, &previous_);
+    const pid_t target = ::getpid();
+    sender_ = std::make_unique<mp::Process>([target] {
+      for (;;) {
+        ::kill(target, SIGUSR1);
+        ::usleep(100);
+      }
+    });
+    sender_->start();
+  }
+  ~SignalStorm() {
+    sender_->kill();
+    sender_->join(10s);
+    sigaction(SIGUSR1, &previous_, nullptr);
+  }
+
+ private:
+  struct sigaction previous_ {};
+  std::unique_ptr<mp::Process> sender_;
+};
+
+int slow_square(int x) {
+  std::this_thread::sleep_for(2ms);
+  return x * x;
+}
+
+}  // namespace
+
+TEST_CASE("a storm of SIGUSR1 never makes a blocking call fail or lose data") {
+  SignalStorm storm;
+  const int before = signals_seen.load();
+
+  SUBCASE("Connection send and recv of 8 MiB across processes") {
+    auto [here, there] = mp::Pipe();
+    mp::Process echo([there = there]() mutable { there.send_bytes(there.recv_bytes()); });
+    echo.start();
+    std::string big(8 << 20, 'x');
+    here.send_bytes(big);
+    CHECK(here.poll(30s));
+    CHECK(here.recv_bytes() == big);
+    echo.join(30s);
+    CHECK(echo.exitcode() == 0);
+  }
+  SUBCASE("Queue put and get, with a slow producer") {
+    mp::Queue<int> queue(4);
+    mp::Process producer([&] {
+      for (int i = 0; i < 200; ++i) queue.put(i);
+    });
+    producer.start();
+    for (int i = 0; i < 200; ++i) CHECK(queue.get(30s) == i);
+    producer.join(30s);
+    CHECK(producer.exitcode() == 0);
+  }
+  SUBCASE("Process join waits out the whole timeout, then the child") {
+    mp::Process sleeper([] { std::this_thread::sleep_for(300ms); });
+    sleeper.start();
+    auto start = std::chrono::steady_clock::now();
+    sleeper.join(100ms);
+    CHECK(std::chrono::steady_clock::now() - start >= 100ms);
+    CHECK(sleeper.is_alive());
+    sleeper.join(30s);
+    CHECK(sleeper.exitcode() == 0);
+  }
+  SUBCASE("Pool.map") {
+    mp::Pool pool(2);
+    std::vector<int> inputs(100);
+    for (int i = 0; i < 100; ++i) inputs[static_cast<std::size_t>(i)] = i;
+    auto squares = pool.map_async(slow_square, inputs, 1).get(60s);
+    for (int i = 0; i < 100; ++i) CHECK(squares[static_cast<std::size_t>(i)] == i * i);
+  }
+  SUBCASE("subprocess communicate of 4 MiB through cat") {
+    mp::subprocess::Popen cat({"cat"}, {.in = mp::subprocess::PIPE, .out = mp::subprocess::PIPE});
+    std::string data(4 << 20, 'y');
+    auto [out, err] = cat.communicate(data, 60s);
+    CHECK(out == data);
+    CHECK(cat.wait(30s) == 0);
+  }
+  CHECK(signals_seen.load() > before);  // the storm really hit those calls
+}
+
+TEST_CASE("fork failing while a Pool starts: a clear error, and the started workers go away") {
+  // Root ignores RLIMIT_NPROC, so fork's EAGAIN is injected at the door.
+  std::vector<int> before = mp::active_children();
+  mp::detail::inject_fault("fork", EAGAIN, 1, 2);  // the third worker cannot start
+  try {
+    mp::Pool pool(4);
+    FAIL("no exception");
+  } catch (const mp::OSError& e) {
+    CHECK(e.code() == EAGAIN);
+    CHECK(std::string(e.what()).find("ForkPoolWorker") != std::string::npos);
+  }
+  mp::detail::clear_faults();
+  CHECK(mp::active_children() == before);
+
+  mp::detail::inject_fault("fork", EAGAIN);
+  mp::Process process([] {});
+  CHECK_THROWS_AS(process.start(), mp::OSError);
+  mp::detail::clear_faults();
+  CHECK_FALSE(process.pid().has_value());
+}
+
+TEST_CASE("running out of file descriptors while creating objects gives clear errors") {
+  // In a child, so that the lowered limit cannot hurt the rest of the suite.
+  mp::Process child([] {
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = 64;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    int failures = 0;
+    std::vector<std::pair<mp::Connection, mp::Connection>> pipes;
+    try {
+      for (;;) pipes.push_back(mp::Pipe());
+    } catch (const mp::OSError& e) {
+      failures += e.code() == EMFILE && std::string(e.what()).find("Pipe") != std::string::npos;
+    }
+    try {
+      mp::Queue<int> queue;
+      mp::exit(10);  // a queue needs a descriptor while it is created
+    } catch (const mp::OSError& e) {
+      failures += e.code() == EMFILE && std::string(e.what()).find("Queue") != std::string::npos;
+    }
+    try {
+      mp::Process grandchild([] {});
+      grandchild.start();  // its pidfd needs a descriptor
+      mp::exit(11);
+    } catch (const mp::OSError& e) {
+      failures += e.code() == EMFILE;
+    }
+    pipes.clear();
+    mp::Queue<int> queue;  // with descriptors back, everything works again
+    queue.put(1);
+    mp::exit(failures == 3 && queue.get(1s) == 1 ? 0 : 1);
+  });
+  child.start();
+  child.join(60s);
+  CHECK(child.exitcode() == 0);
+}
