@@ -20,7 +20,7 @@
 #include "mp/detail/shared_mapping.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/process.hpp"
-#include "mp/queues.hpp"
+#include "mp/detail/queue_core.hpp"
 
 namespace mp {
 namespace detail {
@@ -51,7 +51,7 @@ struct InFlight {
 
 struct Worker {
   std::unique_ptr<Process> process;
-  std::optional<Queue<TaskMessage>> tasks;
+  std::shared_ptr<QueueCore> tasks;
   std::deque<InFlight> in_flight;
   std::uint64_t generation = 0;
   bool alive = false;
@@ -81,16 +81,24 @@ std::exception_ptr remote_error(const std::string& type_name, const std::string&
   return std::make_exception_ptr(RemoteError(type_name + ": " + message, type_name));
 }
 
-void describe_current_exception(ResultMessage& result) {
+// Makes `result` a failure record for the exception being handled.
+void describe_current_exception(std::string& result, ResultKind kind, std::uint32_t worker,
+                                std::uint64_t generation, std::uint64_t seq) {
   try {
     throw;
   } catch (const std::exception& e) {
-    result.type_name = demangle(typeid(e).name());
-    result.payload = e.what();
+    begin_result(result, kind, worker, generation, seq, demangle(typeid(e).name()));
+    result.append(e.what());
   } catch (...) {
-    result.type_name = "unknown exception";
-    result.payload = "a task threw something that is not a std::exception";
+    begin_result(result, kind, worker, generation, seq, "unknown exception");
+    result.append("a task threw something that is not a std::exception");
   }
+}
+
+void put_stop(QueueCore& tasks) {
+  std::string stop;
+  encode_task(stop, 0, 0, {});
+  tasks.put(stop, Deadline::never());
 }
 
 }  // namespace
@@ -119,7 +127,7 @@ struct PoolCore::State {
   const std::function<void()> initializer;
   const std::optional<int> maxtasks;
   const pid_t owner = current_pid();
-  Queue<ResultMessage> results;
+  QueueCore results{0, "Pool result queue"};
   SharedMapping slot_mapping;
   WorkerSlot* slots;
   FileDescriptor wake;  // tells the watcher thread to re-read the worker table
@@ -133,6 +141,7 @@ struct PoolCore::State {
   std::exception_ptr broken;  // the initializer failed: nothing can run
   std::vector<Worker> workers;
   std::deque<Pending> pending;
+  std::string task_record;  // pump()'s encoding buffer, under the mutex
   std::unordered_map<std::uint64_t, JobEntry> jobs;
   std::uint64_t next_job = 1;
   std::uint64_t next_seq = 1;
@@ -147,35 +156,35 @@ struct PoolCore::State {
     (void)retry("write", [&] { return ::write(wake.get(), &one, sizeof one); });
   }
 
-  [[noreturn]] void worker_main(std::uint32_t slot, Queue<TaskMessage> tasks,
+  [[noreturn]] void worker_main(std::uint32_t slot, const std::shared_ptr<QueueCore>& tasks,
                                 std::uint64_t generation) {
     // The parent owns Ctrl-C; a worker dies with the parent, never orphaned.
     ::signal(SIGINT, SIG_IGN);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != owner) ::_exit(1);
+    std::string record, result;
     if (initializer) {
       try {
         initializer();
       } catch (...) {
-        ResultMessage result{ResultKind::initializer_failed, slot, generation, 0, {}, {}};
-        describe_current_exception(result);
-        results.put(result);
+        describe_current_exception(result, ResultKind::initializer_failed, slot, generation, 0);
+        results.put(result, Deadline::never());
         ::_exit(1);
       }
     }
     int done = 0;
     for (;;) {
-      TaskMessage task = tasks.get();
+      tasks->get(record, Deadline::never());
+      TaskRecord task = decode_task(record);
       if (task.seq == 0) ::_exit(0);
       slots[slot].started.store(task.seq, std::memory_order_release);
-      ResultMessage result{ResultKind::succeeded, slot, generation, task.seq, {}, {}};
+      begin_result(result, ResultKind::succeeded, slot, generation, task.seq);
       try {
-        reinterpret_cast<Runner>(task.runner)(task.payload, result.payload);
+        reinterpret_cast<Runner>(task.runner)(task.payload, result);
       } catch (...) {
-        result.kind = ResultKind::failed;
-        describe_current_exception(result);
+        describe_current_exception(result, ResultKind::failed, slot, generation, task.seq);
       }
-      results.put(result);
+      results.put(result, Deadline::never());
       if (maxtasks && ++done >= *maxtasks) ::_exit(0);
     }
   }
@@ -185,7 +194,7 @@ struct PoolCore::State {
   // when the pool's process dies. Never called with the mutex held: a lock
   // held across fork would stay locked in the child.
   void spawn(std::uint32_t slot) {
-    Queue<TaskMessage> tasks;
+    auto tasks = std::make_shared<QueueCore>(0, "Pool task queue");
     std::uint64_t generation;
     std::string name;
     {
@@ -208,7 +217,7 @@ struct PoolCore::State {
     worker.budget = maxtasks ? *maxtasks : -1;
     worker.in_flight.clear();
     // join() may have sent its stop messages while this worker was forking.
-    if (draining) worker.tasks->put(TaskMessage{});
+    if (draining) put_stop(*worker.tasks);
     poke_watcher();
   }
 
@@ -220,22 +229,22 @@ struct PoolCore::State {
         if (!worker.alive || worker.in_flight.size() >= fill || worker.budget == 0) continue;
         Pending next = std::move(pending.front());
         pending.pop_front();
-        TaskMessage message{next_seq++, reinterpret_cast<std::uintptr_t>(next.task.runner),
-                            std::move(next.task.payload)};
-        worker.tasks->put(message);
-        next.task.payload = std::move(message.payload);
-        worker.in_flight.push_back(InFlight{message.seq, next.job, std::move(next.task)});
+        std::uint64_t seq = next_seq++;
+        encode_task(task_record, seq, reinterpret_cast<std::uintptr_t>(next.task.runner),
+                    next.task.payload);
+        worker.tasks->put(task_record, Deadline::never());
+        worker.in_flight.push_back(InFlight{seq, next.job, std::move(next.task)});
         if (worker.budget > 0) --worker.budget;
       }
     }
   }
 
-  void deliver(std::vector<Delivery>& deliveries, const ResultMessage* message) {
+  void deliver(std::vector<Delivery>& deliveries, std::string_view payload = {}) {
     for (Delivery& delivery : deliveries) {
       if (delivery.error)
         delivery.job->task_failed(delivery.index, delivery.error);
       else
-        delivery.job->task_succeeded(delivery.index, message->payload);
+        delivery.job->task_succeeded(delivery.index, payload);
     }
     std::lock_guard lock(mutex);
     for (Delivery& delivery : deliveries) {
@@ -246,7 +255,7 @@ struct PoolCore::State {
     changed.notify_all();
   }
 
-  void on_task_result(const ResultMessage& message) {
+  void on_task_result(const ResultRecord& message) {
     std::vector<Delivery> deliveries;
     {
       std::lock_guard lock(mutex);
@@ -257,12 +266,13 @@ struct PoolCore::State {
       if (it == worker.in_flight.end()) return;  // cancelled by terminate()
       auto job = jobs.find(it->job);
       std::exception_ptr error;
-      if (message.kind == ResultKind::failed) error = remote_error(message.type_name, message.payload);
+      if (message.kind == ResultKind::failed)
+        error = remote_error(std::string(message.type_name), std::string(message.payload));
       deliveries.push_back(Delivery{it->job, job->second.job, it->task.index, error});
       worker.in_flight.erase(it);
       if (phase != Phase::terminated) pump();
     }
-    deliver(deliveries, &message);
+    deliver(deliveries, message.payload);
   }
 
   void fail_everything(std::exception_ptr error, std::vector<Delivery>& deliveries) {
@@ -275,20 +285,20 @@ struct PoolCore::State {
     pending.clear();
   }
 
-  void on_initializer_failed(const ResultMessage& message) {
+  void on_initializer_failed(const ResultRecord& message) {
     std::vector<Delivery> deliveries;
     {
       std::lock_guard lock(mutex);
       if (broken) return;
+      std::string type(message.type_name);
       broken = std::make_exception_ptr(RemoteError(
-          "Pool: the worker initializer threw " + message.type_name + ": " + message.payload,
-          message.type_name));
+          "Pool: the worker initializer threw " + type + ": " + std::string(message.payload), type));
       fail_everything(broken, deliveries);
     }
-    deliver(deliveries, nullptr);
+    deliver(deliveries);
   }
 
-  void on_worker_exited(const ResultMessage& message) {
+  void on_worker_exited(const ResultRecord& message) {
     Worker& worker = workers[message.worker];
     std::vector<Delivery> deliveries;
     bool replace;
@@ -317,7 +327,7 @@ struct PoolCore::State {
       replace = !broken && !stopping && !draining &&
                 (phase == Phase::running || (phase == Phase::closed && !pending.empty()));
     }
-    deliver(deliveries, nullptr);
+    deliver(deliveries);
     if (replace) {
       spawn(message.worker);
       std::lock_guard lock(mutex);
@@ -340,8 +350,10 @@ struct PoolCore::State {
       changed.notify_all();
       if (spawn_error) return;
     }
+    std::string record;
     for (;;) {
-      ResultMessage message = results.get();
+      results.get(record, Deadline::never());
+      ResultRecord message = decode_result(record);
       switch (message.kind) {
         case ResultKind::succeeded:
         case ResultKind::failed:
@@ -364,6 +376,7 @@ struct PoolCore::State {
   void watch() {
     std::vector<pollfd> fds;
     std::vector<std::pair<std::uint32_t, std::uint64_t>> owners;
+    std::string exited;
     for (;;) {
       fds.assign(1, pollfd{wake.get(), POLLIN, 0});
       owners.clear();
@@ -389,7 +402,8 @@ struct PoolCore::State {
           if (workers[slot].generation != generation) continue;
           workers[slot].watched = false;
         }
-        results.put(ResultMessage{ResultKind::worker_exited, slot, generation, 0, {}, {}});
+        begin_result(exited, ResultKind::worker_exited, slot, generation, 0);
+        results.put(exited, Deadline::never());
       }
     }
   }
@@ -402,7 +416,9 @@ struct PoolCore::State {
     poke_watcher();
     if (watcher_thread.joinable()) watcher_thread.join();
     if (result_thread.joinable()) {
-      results.put(ResultMessage{ResultKind::stop, 0, 0, 0, {}, {}});
+      std::string stop;
+      begin_result(stop, ResultKind::stop, 0, 0, 0);
+      results.put(stop, Deadline::never());
       result_thread.join();
     }
   }
@@ -489,7 +505,7 @@ void PoolCore::terminate() {
                       deliveries);
   }
   s.kill_workers();
-  s.deliver(deliveries, nullptr);
+  s.deliver(deliveries);
 }
 
 void PoolCore::join() {
@@ -506,7 +522,7 @@ void PoolCore::join() {
   s.changed.wait(lock, [&] { return s.jobs.empty() || s.broken; });
   s.draining = true;
   for (Worker& worker : s.workers)
-    if (worker.alive) worker.tasks->put(TaskMessage{});
+    if (worker.alive) put_stop(*worker.tasks);
   s.changed.wait(lock, [&] {
     return std::none_of(s.workers.begin(), s.workers.end(), [](const Worker& w) { return w.alive; });
   });
