@@ -80,6 +80,17 @@ TEST_CASE("a storm of SIGUSR1 never makes a blocking call fail or lose data") {
     echo.join(30s);
     CHECK(echo.exitcode() == 0);
   }
+  SUBCASE("Listener accept and the authkey handshake, with a late client") {
+    mp::Listener listener(mp::tcp_address("127.0.0.1", 0), std::string("key"));
+    mp::Process client([address = listener.address()] {
+      std::this_thread::sleep_for(200ms);  // accept() waits through many signals first
+      mp::Client(address, std::string("key")).send_bytes("late");
+    });
+    client.start();
+    CHECK(listener.accept().recv_bytes() == "late");
+    client.join(30s);
+    CHECK(client.exitcode() == 0);
+  }
   SUBCASE("Queue put and get, with a slow producer") {
     mp::Queue<int> queue(4);
     mp::Process producer([&] {
