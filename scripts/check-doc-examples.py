@@ -4,6 +4,7 @@ in the given Markdown files against the built library, so that the documents
 cannot drift from the code.
 
 usage: check-doc-examples.py <compiler> <include dir> <libmp.so> <file.md>...
+MP_EXAMPLE_CXXFLAGS adds compiler flags (the library's -fsanitize=...).
 """
 import os
 import re
@@ -28,7 +29,8 @@ with tempfile.TemporaryDirectory() as scratch:
             open(source, "w").write(code)
             build = subprocess.run(
                 [compiler, "-std=c++20", "-I", include, source, "-o", program, library,
-                 f"-Wl,-rpath,{os.path.dirname(library)}", "-pthread"],
+                 f"-Wl,-rpath,{os.path.dirname(library)}", "-pthread",
+                 *os.environ.get("MP_EXAMPLE_CXXFLAGS", "").split()],
                 capture_output=True, text=True)
             if build.returncode != 0:
                 print(f"FAIL: {name} does not compile:\n{build.stderr[:3000]}")
