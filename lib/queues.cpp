@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -32,13 +33,20 @@ constexpr std::uint64_t record_header = sizeof(std::uint64_t);
 // No initializers: the memfd starts zero-filled, which is "free, no next", so
 // creating a queue touches none of the 8192 entries.
 struct Slot {
-  std::uint64_t fill;   // bytes of committed records
-  std::uint32_t link;   // the next slot + 1; 0: none
-  std::uint32_t run;    // slots in this chunk's run; 0 while free
+  std::uint64_t fill;       // bytes of committed records
+  std::uint32_t link;       // the next slot + 1; 0: none
+  std::uint32_t run;        // slots in this chunk's run; 0 while free
+  std::uint64_t populated;  // bytes of the run whose pages exist
   std::uint32_t next() const noexcept { return link - 1; }  // no_slot when none
 };
 
-Slot make_slot(std::uint32_t next, std::uint32_t run) noexcept { return Slot{0, next + 1, run}; }
+Slot make_slot(std::uint32_t next, std::uint32_t run, std::uint64_t populated = 0) noexcept {
+  return Slot{0, next + 1, run, populated};
+}
+
+// Pages are created ahead of the writer in steps of this size, with one
+// system call, instead of one page fault (about 10 us in a VM) per 4 KiB.
+constexpr std::uint64_t populate_step = 512 << 10;
 
 // An event that waiters sleep on. Bit 0 says somebody may be asleep; the
 // rest counts events. Only changed under the queue's mutex. A waker makes a
@@ -166,7 +174,7 @@ void free_run(QueueShared* q, std::uint32_t slot) {
   std::uint32_t run = q->slots[slot].run;
   q->chunks_in_use.fetch_sub(run, std::memory_order_relaxed);
   if (run == 1 && q->warm_count < warm_limit) {
-    q->slots[slot] = make_slot(q->warm_free, 0);
+    q->slots[slot] = make_slot(q->warm_free, 0, q->slots[slot].populated);
     q->warm_free = slot;
     ++q->warm_count;
     return;
@@ -176,6 +184,18 @@ void free_run(QueueShared* q, std::uint32_t slot) {
     q->slots[slot + i] = make_slot(q->cold_free, 0);
     q->cold_free = slot + i;
   }
+}
+
+// Makes sure the pages for the bytes up to `end` of the slot's run exist.
+void populate(QueueShared* q, std::uint32_t slot, std::uint64_t end) {
+  Slot& entry = q->slots[slot];
+  if (end <= entry.populated) return;
+  std::uint64_t until = std::min(std::max(end, entry.populated + populate_step),
+                                 std::uint64_t{entry.run} * chunk_size);
+  until = (until + page_size - 1) / page_size * page_size;
+  // Best effort: on an old kernel the pages simply fault in one by one.
+  ::madvise(chunk_base(q, slot) + entry.populated, until - entry.populated, MADV_POPULATE_WRITE);
+  entry.populated = until;
 }
 
 std::uint32_t pop(std::uint32_t& list, QueueShared* q) {
@@ -282,7 +302,7 @@ bool QueueCore::put(std::string_view record, const Deadline& deadline) {
       throw OSError(object_ + ": put: a record of " + std::to_string(record.size()) +
                         " bytes does not fit in the queue's 32 GiB of address space",
                     ENOMEM);
-    q->slots[slot] = make_slot(no_slot, run);
+    q->slots[slot] = make_slot(no_slot, run, q->slots[slot].populated);
     q->chunks_in_use.fetch_add(run, std::memory_order_relaxed);
     if (q->tail == no_slot) {
       q->head = slot;
@@ -292,6 +312,7 @@ bool QueueCore::put(std::string_view record, const Deadline& deadline) {
     }
     q->tail = slot;
   }
+  populate(q, slot, q->slots[slot].fill + needed);
   char* at = chunk_base(q, slot) + q->slots[slot].fill;
   std::uint64_t length = record.size();
   std::memcpy(at, &length, sizeof length);

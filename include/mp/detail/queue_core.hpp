@@ -39,7 +39,7 @@ class QueueCore {
   bool task_done();
   bool join(const Deadline& deadline);
 
-  // Bytes of shared memory in use (records and chunk bookkeeping), for tests.
+  // 4 MiB chunks holding records now (freed ones are not counted), for tests.
   std::size_t resident_chunks() const noexcept;
 
  private:

@@ -1,0 +1,94 @@
+// Queue throughput, producer processes to consumer processes, beside
+// Boost.Interprocess message_queue (its named shared memory is removed before
+// and after) in the same run. The Python peer is bench/peers/queue_peer.py.
+#include <boost/interprocess/ipc/message_queue.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "mp/process.hpp"
+#include "mp/queues.hpp"
+
+namespace {
+
+namespace bip = boost::interprocess;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* boost_queue_name = "mp_bench_queue";
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void report(const char* workload, const char* impl, double value, const char* unit) {
+  std::printf("RESULT %s %s %.1f %s\n", workload, impl, value, unit);
+  std::fflush(stdout);
+}
+
+// Runs `producers` producer processes and `consumers` consumer processes
+// (the last consumer is this process) and returns the seconds from the first
+// fork until every item was taken.
+template <class Produce, class Consume>
+double run_shape(int producers, int consumers, Produce produce, Consume consume) {
+  auto start = Clock::now();
+  std::vector<mp::Process> processes;
+  for (int p = 0; p < producers; ++p) processes.emplace_back(produce);
+  for (int c = 1; c < consumers; ++c) processes.emplace_back(consume);
+  for (auto& process : processes) process.start();
+  consume();
+  for (auto& process : processes) process.join();
+  return seconds_since(start);
+}
+
+template <class T>
+double mp_seconds(const T& item, std::size_t items, int producers, int consumers) {
+  mp::Queue<T> queue;
+  return run_shape(producers, consumers,
+                   [&] {
+                     for (std::size_t i = 0; i < items / producers; ++i) queue.put(item);
+                   },
+                   [&] {
+                     for (std::size_t i = 0; i < items / consumers; ++i) queue.get();
+                   });
+}
+
+// Boost's queue is bounded and copies fixed-size messages; 1024 slots.
+double boost_seconds(std::size_t message_size, std::size_t items) {
+  bip::message_queue::remove(boost_queue_name);
+  bip::message_queue queue(bip::create_only, boost_queue_name, 1024, message_size);
+  std::string message(message_size, 'x');
+  double seconds = run_shape(1, 1,
+                             [&] {
+                               for (std::size_t i = 0; i < items; ++i) queue.send(message.data(), message.size(), 0);
+                             },
+                             [&] {
+                               std::string received(message_size, '\0');
+                               bip::message_queue::size_type size;
+                               unsigned priority;
+                               for (std::size_t i = 0; i < items; ++i)
+                                 queue.receive(received.data(), received.size(), size, priority);
+                             });
+  bip::message_queue::remove(boost_queue_name);
+  return seconds;
+}
+
+double ns_per_item(double seconds, std::size_t items) { return seconds * 1e9 / static_cast<double>(items); }
+
+}  // namespace
+
+int main() {
+  constexpr std::size_t ints = 200'000, kib_items = 20'000, mib_items = 200, small_2x2 = 200'000;
+  const std::string kib(1024, 'k'), mib(1 << 20, 'm');
+  mp_seconds(0, 20'000, 1, 1);  // warm up: first forks and page faults
+  boost_seconds(8, 20'000);
+
+  report("queue_int_1to1", "mp", ns_per_item(mp_seconds(42, ints, 1, 1), ints), "ns/op");
+  report("queue_int_1to1", "boost", ns_per_item(boost_seconds(8, ints), ints), "ns/op");
+  report("queue_1kib_1to1", "mp", ns_per_item(mp_seconds(kib, kib_items, 1, 1), kib_items), "ns/op");
+  report("queue_1kib_1to1", "boost", ns_per_item(boost_seconds(1024, kib_items), kib_items), "ns/op");
+  double mib_seconds = mp_seconds(mib, mib_items, 1, 1);
+  report("queue_1mib_1to1", "mp", static_cast<double>(mib_items) * 1.048576 / mib_seconds, "MB/s");
+  report("queue_int_2to2", "mp", ns_per_item(mp_seconds(42, small_2x2, 2, 2), small_2x2), "ns/op");
+}

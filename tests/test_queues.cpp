@@ -1,0 +1,678 @@
+// Queues: Python's _TestQueue, TestSimpleQueue and the JoinableQueue
+// task_done test, plus what Python cannot promise: kill -9 in the middle of
+// put and get, 1 GiB unbounded, 64 MiB items, no CPU while idle, nothing in
+// /dev/shm. Children report through exit codes and shared memory only.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mp/detail/queue_core.hpp"
+#include "mp/detail/shared_mapping.hpp"
+#include "mp/process.hpp"
+#include "mp/queues.hpp"
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto patience = 60s;  // the bound on every wait: a bug fails, never hangs
+
+std::set<std::string> dev_shm_entries() {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm"))
+    names.insert(entry.path().filename().string());
+  return names;
+}
+// Taken before any test runs; the last test compares.
+const std::set<std::string> dev_shm_before = dev_shm_entries();
+
+int run_child(std::function<void()> body) {
+  mp::Process child(std::move(body));
+  child.start();
+  child.join(patience);
+  if (child.is_alive()) {
+    child.kill();
+    child.join(10s);
+    return -1000;
+  }
+  return child.exitcode().value_or(-1000);
+}
+
+// Items whose every byte is checked: a seed, then words derived from it, then
+// a checksum of everything before it. A torn item fails whole().
+std::uint64_t checksum(const char* data, std::size_t words) {
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < words; ++i) {
+    std::uint64_t word;
+    std::memcpy(&word, data + i * sizeof word, sizeof word);
+    sum = (sum ^ word) * 0x100000001b3ull;
+  }
+  return sum;
+}
+std::string patterned(std::size_t size, std::uint64_t seed) {
+  std::string item(size, '\0');
+  std::size_t words = size / sizeof seed - 1;
+  std::uint64_t state = seed;
+  for (std::size_t i = 0; i < words; ++i) {
+    std::memcpy(item.data() + i * sizeof state, &state, sizeof state);
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+  }
+  std::uint64_t sum = checksum(item.data(), words);
+  std::memcpy(item.data() + size - sizeof sum, &sum, sizeof sum);
+  return item;
+}
+bool whole(const std::string& item, std::size_t size) {
+  if (item.size() != size) return false;
+  std::size_t words = size / sizeof(std::uint64_t) - 1;
+  std::uint64_t sum;
+  std::memcpy(&sum, item.data() + size - sizeof sum, sizeof sum);
+  // The checksum covers every byte; the sequence check catches an item made
+  // of pieces of two whole ones.
+  if (sum != checksum(item.data(), words)) return false;
+  std::uint64_t first, second;
+  std::memcpy(&first, item.data(), sizeof first);
+  std::memcpy(&second, item.data() + sizeof first, sizeof second);
+  return second == first * 6364136223846793005ull + 1442695040888963407ull;
+}
+
+// CPU time (user + system, in clock ticks) a process has used so far.
+long cpu_ticks(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int index = 3; fields >> field; ++index) {
+    if (index == 14) utime = std::stol(field);
+    if (index == 15) {
+      stime = std::stol(field);
+      break;
+    }
+  }
+  return utime + stime;
+}
+
+// Refuses to be saved when its value is negative.
+struct Refusing {
+  int value = 0;
+  template <class Archive>
+  void save(Archive& archive) const {
+    archive(value);
+    if (value < 0) throw std::runtime_error("Refusing refuses to be saved");
+  }
+  template <class Archive>
+  void load(Archive& archive) {
+    archive(value);
+  }
+};
+
+// The system's shared memory in use (memfd pages count here), in KiB.
+long shmem_kib() {
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string line; std::getline(meminfo, line);)
+    if (line.rfind("Shmem:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+// The untyped core under a Queue, to time one locked call without the cost
+// of decoding and allocating a large T.
+template <class T>
+struct Opened : mp::Queue<T> {
+  static constexpr auto state = &Opened::state_;  // a member pointer into the base
+};
+template <class T>
+mp::detail::QueueCore& core_of(mp::Queue<T>& queue) {
+  return (queue.*Opened<T>::state)->core;
+}
+
+template <class F>
+std::chrono::milliseconds elapsed_in(F&& body) {
+  auto start = Clock::now();
+  body();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+}  // namespace
+
+// ---- Python's _TestQueue ----
+
+TEST_CASE("Queue.put: bounded queue fills, then Full (Python test_put)") {
+  constexpr int maxsize = 6;
+  mp::Queue<int> queue(maxsize);
+  CHECK(queue.empty());
+  CHECK_FALSE(queue.full());
+  queue.put(1);
+  queue.put(2, true);
+  queue.put(3, 1s);
+  queue.put_nowait(4);
+  queue.put(5, false);
+  queue.put(6, 10ms);
+  CHECK(queue.qsize() == 6);
+  CHECK(queue.full());
+  CHECK_THROWS_AS(queue.put(7, false), mp::Full);
+  CHECK_THROWS_AS(queue.put_nowait(7), mp::Full);
+  auto waited = elapsed_in([&] { CHECK_THROWS_AS(queue.put(7, 100ms), mp::Full); });
+  CHECK(waited >= 90ms);
+  CHECK(waited < 5s);
+  try {
+    queue.put_nowait(7);
+  } catch (const mp::Full& error) {
+    CHECK(std::string(error.what()).find("Queue.put_nowait") != std::string::npos);
+  }
+  // A child consumes everything; the parent's blocked put then gets room.
+  auto shared = mp::detail::make_shared_object<std::atomic<int>>("test", 0);
+  mp::Process consumer([&] {
+    int sum = 0;
+    for (int i = 0; i < 7; ++i) sum += queue.get(30s);
+    shared->store(sum);
+  });
+  consumer.start();
+  queue.put(7, patience);
+  consumer.join(patience);
+  CHECK(consumer.exitcode() == 0);
+  CHECK(shared->load() == 28);
+  CHECK(queue.empty());
+  CHECK(queue.qsize() == 0);
+}
+
+TEST_CASE("Queue.get: every form, Empty when empty (Python test_get)") {
+  mp::Queue<int> queue;
+  CHECK(run_child([&] {
+          for (int i = 1; i <= 5; ++i) queue.put(i);
+        }) == 0);
+  CHECK_FALSE(queue.empty());
+  CHECK(queue.qsize() == 5);
+  CHECK(queue.get() == 1);
+  CHECK(queue.get(true) == 2);
+  CHECK(queue.get(1s) == 3);
+  CHECK(queue.get_nowait() == 4);
+  CHECK(queue.get(false) == 5);
+  CHECK(queue.empty());
+  CHECK_THROWS_AS(queue.get(false), mp::Empty);
+  CHECK_THROWS_AS(queue.get_nowait(), mp::Empty);
+  CHECK_THROWS_AS(queue.get(10ms), mp::Empty);
+  try {
+    queue.get_nowait();
+    FAIL("no Empty");
+  } catch (const mp::Empty& error) {
+    CHECK(std::string(error.what()).find("Queue.get_nowait") != std::string::npos);
+  }
+}
+
+TEST_CASE("Queue: items put by a child survive its exit (Python test_fork)") {
+  mp::Queue<std::string> queue;
+  mp::Process producer([&] {
+    for (int i = 0; i < 10; ++i) queue.put("item " + std::to_string(i));
+  });
+  producer.start();
+  producer.join(patience);
+  CHECK(producer.exitcode() == 0);
+  for (int i = 0; i < 10; ++i) CHECK(queue.get(5s) == "item " + std::to_string(i));
+  CHECK_THROWS_AS(queue.get(50ms), mp::Empty);
+}
+
+TEST_CASE("Queue.qsize is exact across processes (Python test_qsize)") {
+  mp::Queue<int> queue;
+  CHECK(queue.qsize() == 0);
+  queue.put(1);
+  CHECK(queue.qsize() == 1);
+  CHECK(run_child([&] { queue.put(5); }) == 0);
+  CHECK(queue.qsize() == 2);
+  CHECK(run_child([&] { mp::exit(queue.get(5s)); }) == 1);
+  CHECK(queue.qsize() == 1);
+  queue.get();
+  CHECK(queue.qsize() == 0);
+}
+
+TEST_CASE("JoinableQueue: workers call task_done, join returns (Python test_task_done)") {
+  mp::JoinableQueue<int> queue;
+  auto processed = mp::detail::make_shared_object<std::atomic<int>>("test", 0);
+  std::vector<mp::Process> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&] {
+      for (;;) {
+        int item = queue.get(30s);
+        if (item < 0) {
+          queue.task_done();
+          return;
+        }
+        processed->fetch_add(item);
+        queue.task_done();
+      }
+    });
+    workers.back().start();
+  }
+  for (int i = 1; i <= 10; ++i) queue.put(i);
+  CHECK(queue.join(patience));
+  CHECK(processed->load() == 55);
+  for (int w = 0; w < 4; ++w) queue.put(-1);
+  CHECK(queue.join(patience));
+  for (auto& worker : workers) {
+    worker.join(patience);
+    CHECK(worker.exitcode() == 0);
+  }
+  CHECK(queue.join(0ms));
+}
+
+TEST_CASE("JoinableQueue.task_done called too often raises ValueError") {
+  mp::JoinableQueue<int> queue;
+  CHECK_THROWS_AS(queue.task_done(), mp::ValueError);
+  queue.put(1);
+  queue.put(2);
+  CHECK_FALSE(queue.join(20ms));
+  CHECK(queue.get() == 1);
+  queue.task_done();
+  CHECK(queue.get() == 2);
+  queue.task_done();
+  CHECK(queue.join(1s));
+  try {
+    queue.task_done();
+    FAIL("no ValueError");
+  } catch (const mp::ValueError& error) {
+    CHECK(std::string(error.what()).find("JoinableQueue.task_done") != std::string::npos);
+  }
+  // The count is shared: a child's task_done counts for the parent's join.
+  queue.put(3);
+  CHECK(run_child([&] {
+          queue.get(5s);
+          queue.task_done();
+        }) == 0);
+  CHECK(queue.join(1s));
+}
+
+TEST_CASE("Queue.get(timeout) on an empty queue waits about the timeout (Python test_timeout)") {
+  mp::Queue<int> queue;
+  auto waited = elapsed_in([&] { CHECK_THROWS_AS(queue.get(200ms), mp::Empty); });
+  CHECK(waited >= 190ms);  // Python allows 0.1 s; the monotonic clock needs no slack
+  CHECK(waited < 3s);
+  // A non-blocking get does not wait at all.
+  CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get_nowait(), mp::Empty); }) < 100ms);
+}
+
+TEST_CASE("Queue.close: later put and get raise ValueError (Python test_closed_queue)") {
+  mp::Queue<int> queue;
+  queue.put(1);
+  mp::Queue<int> other_handle = queue;
+  queue.close();
+  CHECK_THROWS_AS(queue.put(2), mp::ValueError);
+  CHECK_THROWS_AS(queue.get(), mp::ValueError);
+  CHECK_THROWS_AS(queue.get_nowait(), mp::ValueError);
+  try {
+    queue.put(2);
+    FAIL("no ValueError");
+  } catch (const mp::ValueError& error) {
+    CHECK(std::string(error.what()).find("Queue.put") != std::string::npos);
+    CHECK(std::string(error.what()).find("closed") != std::string::npos);
+  }
+  // close() closes this process's handle only: a child that closes its
+  // inherited handle leaves the parent's open.
+  mp::Queue<int> fresh;
+  fresh.put(4);
+  CHECK(run_child([&] {
+          fresh.close();
+          try {
+            fresh.get_nowait();
+          } catch (const mp::ValueError&) {
+            mp::exit(7);
+          }
+        }) == 7);
+  CHECK(fresh.get_nowait() == 4);  // the child's close did not close the parent's
+}
+
+// ---- Python's TestSimpleQueue ----
+
+TEST_CASE("SimpleQueue: empty, put, get across processes (Python TestSimpleQueue)") {
+  mp::SimpleQueue<int> queue;
+  CHECK(queue.empty());
+  mp::SimpleQueue<int> ready;
+  mp::Process child([&] {
+    // Python's test_empty: the child sees what the parent put, then answers.
+    int first = queue.get();
+    ready.put(first + 1);
+    ready.put(queue.empty() ? 1 : 0);
+  });
+  child.start();
+  queue.put(41);
+  // SimpleQueue has no timeout: wait for the child first, with one.
+  child.join(patience);
+  CHECK(child.exitcode() == 0);
+  CHECK_FALSE(ready.empty());
+  CHECK(ready.get() == 42);
+  CHECK(ready.get() == 1);
+  CHECK(ready.empty());
+  queue.close();
+  CHECK_THROWS_AS(queue.put(1), mp::ValueError);
+  CHECK_THROWS_AS(queue.get(), mp::ValueError);
+}
+
+// ---- Handles, threads, grandchildren ----
+
+TEST_CASE("Queue: threads of one process share it, many producers and consumers") {
+  mp::Queue<int> queue(16);
+  constexpr int per_producer = 5000;
+  std::atomic<long> sum{0};
+  std::atomic<int> received{0};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < 4; ++p)
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < per_producer; ++i) queue.put(p * per_producer + i, patience);
+    });
+  for (int c = 0; c < 4; ++c)
+    threads.emplace_back([&] {
+      for (int i = 0; i < per_producer; ++i) {
+        sum += queue.get(patience);
+        ++received;
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  constexpr long n = 4L * per_producer;
+  CHECK(received == n);
+  CHECK(sum == n * (n - 1) / 2);
+  CHECK(queue.empty());
+}
+
+TEST_CASE("Queue: several producer and consumer processes, nothing lost or doubled") {
+  mp::Queue<int> queue(64);
+  constexpr int per_producer = 20000;
+  auto sum = mp::detail::make_shared_object<std::atomic<long>>("test", 0);
+  std::vector<mp::Process> processes;
+  for (int p = 0; p < 2; ++p)
+    processes.emplace_back([&, p] {
+      for (int i = 0; i < per_producer; ++i) queue.put(p * per_producer + i, 30s);
+    });
+  for (int c = 0; c < 2; ++c)
+    processes.emplace_back([&] {
+      for (int i = 0; i < per_producer; ++i) sum->fetch_add(queue.get(30s));
+    });
+  for (auto& process : processes) process.start();
+  for (auto& process : processes) {
+    process.join(patience);
+    CHECK(process.exitcode() == 0);
+  }
+  constexpr long n = 2L * per_producer;
+  CHECK(sum->load() == n * (n - 1) / 2);
+  CHECK(queue.qsize() == 0);
+}
+
+TEST_CASE("Queue: grandchildren reach it by inheritance; copies share one queue") {
+  mp::Queue<int> queue;
+  mp::Queue<int> copy = queue;
+  CHECK(run_child([&] {
+          mp::Process grandchild([&] { copy.put(3); });
+          grandchild.start();
+          grandchild.join(30s);
+          queue.put(4);
+        }) == 0);
+  CHECK(queue.get(5s) == 3);
+  CHECK(copy.get(5s) == 4);
+}
+
+TEST_CASE("Queue: a queue created inside a child works between it and its children") {
+  CHECK(run_child([] {
+          mp::Queue<std::string> inner(2);
+          mp::Process grandchild([&] {
+            for (int i = 0; i < 5; ++i) inner.put(std::to_string(i), 30s);
+          });
+          grandchild.start();
+          std::string joined;
+          for (int i = 0; i < 5; ++i) joined += inner.get(30s);
+          grandchild.join(30s);
+          mp::exit(joined == "01234" && grandchild.exitcode() == 0 ? 0 : 3);
+        }) == 0);
+}
+
+// ---- Serialization in put ----
+
+TEST_CASE("Queue.put: a value that fails to serialize throws and leaves the queue unchanged") {
+  mp::Queue<Refusing> queue(2);
+  queue.put(Refusing{1});
+  CHECK_THROWS_WITH_AS(queue.put(Refusing{-2}),
+                       doctest::Contains("Queue.put: cannot serialize"), mp::SerializationError);
+  CHECK(queue.qsize() == 1);
+  CHECK_FALSE(queue.full());
+  queue.put(Refusing{3});  // the failed put took no room
+  CHECK(queue.full());
+  CHECK(queue.get_nowait().value == 1);
+  CHECK(queue.get_nowait().value == 3);
+  CHECK_THROWS_AS(queue.get_nowait(), mp::Empty);
+
+  mp::JoinableQueue<Refusing> joinable;
+  CHECK_THROWS_AS(joinable.put(Refusing{-1}), mp::SerializationError);
+  CHECK(joinable.join(0ms));  // no unfinished task was added
+}
+
+TEST_CASE("Queue.get: bytes that do not decode as T raise SerializationError, queue goes on") {
+  mp::Queue<std::string> strings;
+  // Decoding is bounded: a hostile length claim inside a record is refused.
+  mp::detail::QueueCore core(0, "Queue");
+  std::string garbage(8, '\xff');
+  CHECK(core.put(garbage, mp::detail::Deadline::now()));
+  std::string out;
+  CHECK(core.get(out, mp::detail::Deadline::now()));
+  CHECK_THROWS_AS(mp::detail::loads<std::string>(out, "Queue.get"), mp::SerializationError);
+  strings.put("still fine");
+  CHECK(strings.get_nowait() == "still fine");
+}
+
+// ---- Blocking costs nothing ----
+
+TEST_CASE("Queue: an idle waiter uses no CPU, and wakes when an item comes") {
+  mp::Queue<int> queue;
+  mp::Queue<int> answer;
+  mp::Process waiter([&] { answer.put(queue.get(30s) + 1); });
+  waiter.start();
+  std::this_thread::sleep_for(100ms);  // past its spin, into the futex
+  long before = cpu_ticks(*waiter.pid());
+  std::this_thread::sleep_for(300ms);
+  long used = cpu_ticks(*waiter.pid()) - before;
+  CHECK(used <= 3);  // ticks are 10 ms: a spinning waiter would show ~30
+  queue.put(1);
+  CHECK(answer.get(10s) == 2);
+  waiter.join(patience);
+  CHECK(waiter.exitcode() == 0);
+}
+
+TEST_CASE("Queue: a put wakes a blocked get promptly, a get wakes a blocked put") {
+  mp::Queue<int> queue(1);
+  mp::Queue<int> results;
+  mp::Process child([&] {
+    results.put(queue.get(30s));
+    queue.put(10, 30s);
+    queue.put(11, 30s);  // blocks until the parent gets 10
+  });
+  child.start();
+  std::this_thread::sleep_for(50ms);
+  queue.put(9);
+  CHECK(results.get(5s) == 9);
+  CHECK(queue.get(5s) == 10);
+  CHECK(queue.get(5s) == 11);
+  child.join(patience);
+  CHECK(child.exitcode() == 0);
+}
+
+// ---- Crashes ----
+
+TEST_CASE("Queue: 50 producers SIGKILLed in the middle of 8 MiB puts: only whole items, queue goes on") {
+  constexpr std::size_t item_size = 8 << 20;
+  mp::Queue<std::string> queue(3);
+  std::vector<std::string> items;
+  for (std::uint32_t seed = 1; seed <= 3; ++seed) items.push_back(patterned(item_size, seed));
+  std::mt19937 random(12345);
+  int received = 0, received_after_kill = 0;
+  for (int round = 0; round < 50; ++round) {
+    mp::Process producer([&] {
+      for (std::size_t i = 0;; ++i) queue.put(items[i % items.size()], 30s);
+    });
+    producer.start();
+    // Kill somewhere in a put: early rounds in the first put, later ones
+    // anywhere, including while the queue is full and the producer waits.
+    std::this_thread::sleep_for(std::chrono::microseconds(random() % 80000));
+    producer.kill();
+    producer.join(patience);
+    REQUIRE(producer.exitcode() == -SIGKILL);
+    std::size_t left = queue.qsize();
+    CHECK(left <= 3);
+    // The others go on at once: the dead holder's lock passes to the next
+    // caller, which repairs the bookkeeping, well inside 100 ms.
+    mp::detail::QueueCore& core = core_of(queue);
+    std::string item;
+    for (std::size_t i = 0; i < left; ++i) {
+      CHECK(elapsed_in([&] { CHECK(core.get(item, mp::detail::Deadline::now())); }) < 100ms);
+      CHECK(whole(mp::detail::loads<std::string>(item, "test"), item_size));
+      ++received;
+    }
+    CHECK(queue.qsize() == 0);
+    CHECK_THROWS_AS(queue.get_nowait(), mp::Empty);
+    // Still fully usable, with its full capacity.
+    for (int i = 0; i < 3; ++i) queue.put_nowait(items[static_cast<std::size_t>(i)]);
+    CHECK(queue.full());
+    for (int i = 0; i < 3; ++i) {
+      CHECK(whole(queue.get_nowait(), item_size));
+      ++received_after_kill;
+    }
+  }
+  MESSAGE("whole items from killed producers: " << received);
+  CHECK(received_after_kill == 150);
+}
+
+TEST_CASE("Queue: a consumer SIGKILLed in the middle of get loses at most the item it took") {
+  constexpr std::size_t item_size = 8 << 20;
+  mp::Queue<std::string> queue;
+  const std::string item = patterned(item_size, 99);
+  auto taken = mp::detail::make_shared_object<std::atomic<int>>("test", 0);
+  auto torn = mp::detail::make_shared_object<std::atomic<int>>("test", 0);
+  std::mt19937 random(777);
+  int put = 0;
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 4; ++i, ++put) queue.put(item);
+    taken->store(0);
+    int before = static_cast<int>(queue.qsize());
+    mp::Process consumer([&] {
+      for (;;) {
+        std::string got = queue.get(30s);
+        if (!whole(got, item_size)) torn->fetch_add(1);
+        taken->fetch_add(1);
+      }
+    });
+    consumer.start();
+    std::this_thread::sleep_for(std::chrono::microseconds(random() % 20000));
+    consumer.kill();
+    consumer.join(patience);
+    REQUIRE(consumer.exitcode() == -SIGKILL);
+    // The next caller gets the dead taker's lock at once.
+    CHECK(elapsed_in([&] { core_of(queue).join(mp::detail::Deadline::now()); }) < 100ms);
+    int left = static_cast<int>(queue.qsize());
+    int lost = before - left - taken->load();
+    CHECK(lost >= 0);
+    CHECK(lost <= 1);
+    // What is left is whole; the queue takes new items.
+    queue.put(item);
+    for (int i = 0; i <= left; ++i) CHECK(whole(queue.get(5s), item_size));
+    CHECK(queue.empty());
+  }
+  CHECK(torn->load() == 0);
+}
+
+TEST_CASE("JoinableQueue: a producer killed mid-put leaves unfinished equal to what was put") {
+  mp::JoinableQueue<std::string> queue;
+  const std::string item = patterned(4 << 20, 5);
+  std::mt19937 random(4242);
+  for (int round = 0; round < 20; ++round) {
+    mp::Process producer([&] {
+      for (;;) queue.put(item);
+    });
+    producer.start();
+    std::this_thread::sleep_for(std::chrono::microseconds(random() % 15000));
+    producer.kill();
+    producer.join(patience);
+    std::size_t left = queue.qsize();
+    for (std::size_t i = 0; i < left; ++i) {
+      CHECK(whole(queue.get_nowait(), item.size()));
+      queue.task_done();
+    }
+    CHECK(queue.join(1s));  // every counted task was a visible item
+    CHECK_THROWS_AS(queue.task_done(), mp::ValueError);
+  }
+}
+
+// ---- Size ----
+
+TEST_CASE("Queue: items of 64 MiB and more travel whole") {
+  mp::Queue<std::string> queue;
+  const std::string big = patterned(64 << 20, 64);
+  const std::string bigger = patterned((100 << 20) + 12345, 100);
+  CHECK(run_child([&] {
+          queue.put(big);
+          queue.put(bigger);
+        }) == 0);
+  CHECK(queue.qsize() == 2);
+  CHECK(queue.get(10s) == big);
+  CHECK(queue.get(10s) == bigger);
+  // And from parent to child.
+  queue.put(bigger);
+  CHECK(run_child([&] { mp::exit(whole(queue.get(30s), bigger.size()) ? 0 : 2); }) == 0);
+}
+
+TEST_CASE("QueueCore: memory of consumed records goes back") {
+  mp::detail::QueueCore core(0, "Queue");
+  CHECK(core.resident_chunks() == 0);
+  const std::string big = patterned(20 << 20, 1);
+  for (int i = 0; i < 4; ++i) CHECK(core.put(big, mp::detail::Deadline::now()));
+  CHECK(core.resident_chunks() >= 20);
+  std::string out;
+  for (int i = 0; i < 4; ++i) CHECK(core.get(out, mp::detail::Deadline::now()));
+  CHECK(core.resident_chunks() <= 1);
+  // Small steady traffic reuses one chunk instead of walking new memory.
+  for (int i = 0; i < 100000; ++i) {
+    core.put("small item", mp::detail::Deadline::now());
+    core.get(out, mp::detail::Deadline::now());
+  }
+  CHECK(core.resident_chunks() <= 1);
+}
+
+TEST_CASE("Queue: 1 GiB put before any consumer starts, without blocking [slow]") {
+  constexpr std::size_t item_size = 64 << 20;
+  constexpr int items = 16;  // 1 GiB
+  mp::Queue<std::string> queue;
+  const std::string item = patterned(item_size, 7);
+  // The producer puts everything and exits before the consumer exists.
+  long shmem_before = shmem_kib();
+  CHECK(run_child([&] {
+          for (int i = 0; i < items; ++i) queue.put_nowait(item);  // Full would fail the child
+        }) == 0);
+  CHECK(queue.qsize() == items);
+  long shmem_full = shmem_kib();
+  CHECK(shmem_full - shmem_before > 900 * 1024);
+  CHECK(run_child([&] {
+          for (int i = 0; i < items; ++i)
+            if (queue.get_nowait() != item) mp::exit(2);
+          mp::exit(queue.empty() ? 0 : 3);
+        }) == 0);
+  CHECK(queue.empty());
+  // The memory went back (system-wide counter: bounded generously).
+  CHECK(shmem_full - shmem_kib() > 800 * 1024);
+}
+
+TEST_CASE("No shared memory is left in /dev/shm by the suite, kill -9 included") {
+  CHECK(dev_shm_entries() == dev_shm_before);
+}
