@@ -22,6 +22,21 @@ namespace test_support {
 
 using namespace std::chrono_literals;
 
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The message of the Error that `call` throws, or "no exception".
+template <class Error>
+std::string error_text(auto&& call) {
+  try {
+    call();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "no exception";
+}
+
 // True when `pid` no longer runs: reaped, or a zombie nobody reaped yet.
 inline bool process_gone(int pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");

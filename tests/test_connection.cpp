@@ -26,6 +26,8 @@
 using namespace std::chrono_literals;
 using mp::Connection;
 using mp::Pipe;
+using test_support::error_text;
+using test_support::seconds_since;
 
 namespace {
 
@@ -82,10 +84,6 @@ class Child {
   int sentinel_ = -1;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 std::string pattern(std::size_t size) {
   std::string text(size, '\0');
   for (std::size_t i = 0; i < size; ++i) text[i] = static_cast<char>('a' + i * 7 % 26);
@@ -109,16 +107,6 @@ std::string recv_within(Connection& conn, std::chrono::seconds timeout = 30s) {
 
 void write_raw(int fd, std::string_view bytes) {
   REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-}
-
-template <class E>
-std::string error_text(auto&& call) {
-  try {
-    call();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "no exception";
 }
 
 }  // namespace

@@ -1,0 +1,89 @@
+// Child program for test_process: behaviours that only show at a process's
+// own exit or in its stdio, selected by argv[1].
+//   stdio        : buffered output before start() must appear once
+//   atexit       : the parent's atexit handler and static destructors must not
+//                  run in a child that calls std::exit(3)
+//   leak         : leaked Process objects; at exit the daemon child is
+//                  terminated and the non-daemon child joined
+//   closed-stdout: a child writing into a closed stdout pipe exits with 5
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "mp/process.hpp"
+
+namespace {
+
+struct StaticWitness {
+  ~StaticWitness() { std::printf("static destructor in %d\n", static_cast<int>(::getpid())); }
+} static_witness;
+
+void parent_atexit() { std::printf("atexit in %d\n", static_cast<int>(::getpid())); }
+
+int stdio() {
+  std::printf("before start\n");  // buffered: stdout is a pipe
+  mp::Process child([] { std::printf("in child\n"); });
+  child.start();
+  child.join(std::chrono::seconds(30));
+  std::printf("child exit %d\n", child.exitcode().value_or(-100));
+  return 0;
+}
+
+int atexit_not_inherited() {
+  std::atexit(parent_atexit);
+  std::printf("main is %d\n", static_cast<int>(::getpid()));
+  mp::Process child([] { std::exit(3); });
+  child.start();
+  child.join(std::chrono::seconds(30));
+  std::printf("child exit %d\n", child.exitcode().value_or(-100));
+  return 0;
+}
+
+int leak() {
+  auto* daemon = new mp::Process(mp::ProcessOptions{.name = "", .daemon = true}, [] {
+    std::this_thread::sleep_for(std::chrono::seconds(60));
+  });
+  auto* worker = new mp::Process([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::printf("worker done\n");
+  });
+  daemon->start();
+  worker->start();
+  std::printf("pids %d %d\n", *daemon->pid(), *worker->pid());
+  std::fflush(stdout);
+  return 0;
+}
+
+int closed_stdout() {
+  int fds[2];
+  if (::pipe(fds) != 0) return 90;
+  ::close(fds[0]);
+  ::dup2(fds[1], 1);
+  ::close(fds[1]);
+  mp::Process child([] {
+    std::printf("into a closed pipe\n");
+    std::exit(5);
+  });
+  child.start();
+  child.join(std::chrono::seconds(30));
+  std::fprintf(stderr, "child exit %d\n", child.exitcode().value_or(-100));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return 2;
+  std::string mode = argv[1];
+  if (mode == "stdio") return stdio();
+  if (mode == "atexit") return atexit_not_inherited();
+  if (mode == "leak") return leak();
+  if (mode == "closed-stdout") return closed_stdout();
+  return 2;
+}

@@ -1,0 +1,564 @@
+// Synchronization: Python's _TestLock, _TestSemaphore, _TestCondition,
+// _TestEvent and _TestBarrier behaviours across real processes, plus what
+// Python cannot do: a holder killed with SIGKILL does not deadlock the others.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mp/process.hpp"
+#include "mp/sharedctypes.hpp"
+#include "mp/synchronize.hpp"
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using test_support::error_text;
+using test_support::seconds_since;
+
+namespace {
+
+constexpr auto patience = 30s;  // the bound on every wait: a bug fails, never hangs
+
+// A child running body(); it reports through its exit code (0: body returned true).
+template <class Body>
+mp::Process spawn(Body body) {
+  mp::Process child([body]() mutable { mp::exit(body() ? 0 : 1); });
+  child.start();
+  return child;
+}
+
+int finish(mp::Process& child) {
+  child.join(patience);
+  return child.exitcode().value_or(-1000);
+}
+
+}  // namespace
+
+TEST_SUITE("synchronize") {
+
+TEST_CASE("Lock: acquire, release, locked and Python's over-release error") {
+  mp::Lock lock;
+  CHECK_FALSE(lock.locked());
+  CHECK(lock.acquire());
+  CHECK(lock.locked());
+  CHECK_FALSE(lock.acquire(false));
+  CHECK_FALSE(lock.acquire(-1s));  // negative timeout means zero
+  lock.release();
+  CHECK_FALSE(lock.locked());
+  CHECK(error_text<mp::ValueError>([&] { lock.release(); }) ==
+        "Lock.release: semaphore or lock released too many times");
+}
+
+TEST_CASE("Lock: acquire(timeout) on a held lock gives up after the timeout") {
+  mp::Lock lock;
+  lock.acquire();
+  auto start = Clock::now();
+  CHECK_FALSE(lock.acquire(200ms));
+  double waited = seconds_since(start);
+  CHECK(waited >= 0.19);
+  CHECK(waited < 5.0);
+  lock.release();
+}
+
+TEST_CASE("Lock: the standard lock adapters work") {
+  mp::Lock lock;
+  {
+    std::lock_guard guard(lock);
+    CHECK(lock.locked());
+  }
+  {
+    std::unique_lock guard(lock, std::defer_lock);
+    CHECK(guard.try_lock_for(10ms));
+    CHECK_FALSE(lock.try_lock());
+    CHECK_FALSE(lock.try_lock_until(Clock::now() + 10ms));
+  }
+  mp::RLock rlock;
+  {
+    std::scoped_lock both(lock, rlock);
+    CHECK(lock.locked());
+    CHECK(rlock.locked());
+  }
+  CHECK_FALSE(lock.locked());
+  CHECK_FALSE(rlock.locked());
+}
+
+TEST_CASE("Lock: another process may release it, and a waiter in a third one gets it") {
+  mp::Lock lock;
+  mp::Event waiting;
+  lock.acquire();
+  auto waiter = spawn([&] {
+    waiting.set();
+    bool got = lock.acquire(patience);
+    lock.release();
+    return got;
+  });
+  REQUIRE(waiting.wait(patience));
+  auto releaser = spawn([&] {
+    lock.release();
+    return true;
+  });
+  CHECK(finish(releaser) == 0);
+  CHECK(finish(waiter) == 0);
+  CHECK_FALSE(lock.locked());
+}
+
+TEST_CASE("Lock and RLock: mutual exclusion between processes loses no update") {
+  mp::Lock lock;
+  mp::RLock rlock;
+  mp::RawValue<long> counter(0);
+  constexpr int per_process = 20'000;
+  auto work = [&] {
+    for (int i = 0; i < per_process; ++i) {
+      std::lock_guard outer(lock);
+      std::lock_guard inner(rlock);
+      long seen = counter.value();
+      counter.value() = seen + 1;
+    }
+    return true;
+  };
+  std::vector<mp::Process> children;
+  for (int i = 0; i < 3; ++i) children.push_back(spawn(work));
+  for (auto& child : children) CHECK(finish(child) == 0);
+  CHECK(counter.value() == 3L * per_process);
+}
+
+TEST_CASE("RLock: recursion, owner-only release") {
+  mp::RLock lock;
+  CHECK(lock.acquire());
+  CHECK(lock.acquire());
+  CHECK(lock.acquire(false));
+  lock.release();
+  lock.release();
+  CHECK(lock.locked());
+
+  std::string from_thread;
+  std::thread([&] { from_thread = error_text<mp::ValueError>([&] { lock.release(); }); }).join();
+  CHECK(from_thread == "RLock.release: attempt to release recursive lock not owned by thread");
+  bool other_thread_got_it = true;
+  std::thread([&] { other_thread_got_it = lock.acquire(50ms); }).join();
+  CHECK_FALSE(other_thread_got_it);
+
+  auto child = spawn([&] {
+    bool refused = error_text<mp::ValueError>([&] { lock.release(); }) != "no exception";
+    return refused && !lock.acquire(false);
+  });
+  CHECK(finish(child) == 0);
+
+  lock.release();
+  CHECK_FALSE(lock.locked());
+  CHECK_THROWS_AS(lock.release(), mp::ValueError);
+}
+
+TEST_CASE("Semaphore: counting, get_value, timeout, release in another process wakes a waiter") {
+  mp::Semaphore sem(2);
+  CHECK(sem.get_value() == 2);
+  CHECK(sem.acquire());
+  CHECK(sem.acquire(false));
+  CHECK(sem.get_value() == 0);
+  CHECK_FALSE(sem.acquire(false));
+  auto start = Clock::now();
+  CHECK_FALSE(sem.acquire(100ms));
+  CHECK(seconds_since(start) >= 0.09);
+  sem.release();
+  sem.release();
+  sem.release();  // a plain Semaphore is unbounded
+  CHECK(sem.get_value() == 3);
+  CHECK_THROWS_AS(mp::Semaphore(-1), mp::ValueError);
+
+  mp::Semaphore empty(0);
+  mp::Event waiting;
+  auto waiter = spawn([&] {
+    waiting.set();
+    return empty.acquire(patience);
+  });
+  REQUIRE(waiting.wait(patience));
+  std::this_thread::sleep_for(50ms);  // most likely asleep on the futex by now
+  empty.release();
+  CHECK(finish(waiter) == 0);
+  CHECK(empty.get_value() == 0);
+}
+
+TEST_CASE("BoundedSemaphore: release above the initial value is a ValueError") {
+  mp::BoundedSemaphore sem(2);
+  CHECK(error_text<mp::ValueError>([&] { sem.release(); }) ==
+        "BoundedSemaphore.release: semaphore or lock released too many times");
+  sem.acquire();
+  sem.release();
+  CHECK(sem.get_value() == 2);
+  std::lock_guard guard(sem);
+  CHECK(sem.get_value() == 1);
+}
+
+TEST_CASE("Condition: wait and notify require the lock") {
+  mp::Condition cond;
+  CHECK(error_text<mp::ValueError>([&] { cond.wait(10ms); }) ==
+        "Condition.wait: must acquire() condition before using wait()");
+  CHECK(error_text<mp::ValueError>([&] { cond.notify(); }) == "Condition.notify: lock is not owned");
+  CHECK_THROWS_AS(cond.notify_all(), mp::ValueError);
+  mp::Condition over_lock{mp::Lock()};
+  CHECK_THROWS_AS(over_lock.wait(10ms), mp::ValueError);
+}
+
+TEST_CASE("Condition: wait(timeout) is false on timeout and a notify with no waiter is not kept") {
+  mp::Condition cond;
+  std::unique_lock guard(cond);
+  cond.notify();  // nobody waits: lost, as in Python
+  auto start = Clock::now();
+  CHECK_FALSE(cond.wait(150ms));
+  double waited = seconds_since(start);
+  CHECK(waited >= 0.14);
+  CHECK(waited < 5.0);
+  CHECK_FALSE(cond.wait(-1s));
+}
+
+TEST_CASE("Condition: notify(n) wakes n sleeping processes, notify_all the rest") {
+  mp::Condition cond;
+  mp::RawValue<int> sleeping(0), woken(0);
+  constexpr int waiters = 5;
+  std::vector<mp::Process> children;
+  for (int i = 0; i < waiters; ++i) {
+    children.push_back(spawn([&] {
+      std::unique_lock guard(cond);
+      ++sleeping.value();
+      bool notified = cond.wait(patience);
+      ++woken.value();
+      return notified;
+    }));
+  }
+  auto count = [&](mp::RawValue<int>& value) {
+    std::lock_guard guard(cond);
+    return value.value();
+  };
+  auto wait_for_count = [&](mp::RawValue<int>& value, int expected) {
+    auto deadline = Clock::now() + patience;
+    while (count(value) < expected && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    return count(value);
+  };
+  REQUIRE(wait_for_count(sleeping, waiters) == waiters);
+  {
+    std::lock_guard guard(cond);
+    cond.notify(2);
+  }
+  CHECK(wait_for_count(woken, 2) == 2);
+  std::this_thread::sleep_for(200ms);  // nobody else may wake
+  CHECK(count(woken) == 2);
+  {
+    std::lock_guard guard(cond);
+    cond.notify_all();
+  }
+  CHECK(wait_for_count(woken, waiters) == waiters);
+  for (auto& child : children) CHECK(finish(child) == 0);
+}
+
+TEST_CASE("Condition: wait over an RLock releases every level and restores them") {
+  mp::Condition cond;
+  mp::Event go;
+  cond.acquire();
+  cond.acquire();
+  auto notifier = spawn([&] {
+    if (!go.wait(patience) || !cond.acquire(patience)) return false;  // possible only if wait released both levels
+    cond.notify();
+    cond.release();
+    return true;
+  });
+  go.set();
+  CHECK(cond.wait(patience));
+  cond.release();
+  cond.release();  // the second level came back
+  CHECK_THROWS_AS(cond.release(), mp::ValueError);
+  CHECK(finish(notifier) == 0);
+}
+
+TEST_CASE("Condition: wait_for returns the predicate, with and without timeout") {
+  mp::Condition cond{mp::Lock()};
+  mp::RawValue<int> state(0);
+  auto setter = spawn([&] {
+    for (int i = 1; i <= 5; ++i) {
+      std::this_thread::sleep_for(10ms);
+      std::lock_guard guard(cond);
+      state.value() = i;
+      cond.notify_all();
+    }
+    return true;
+  });
+  {
+    std::unique_lock guard(cond);
+    CHECK(cond.wait_for([&] { return state.value() == 5; }, patience));
+    CHECK(state.value() == 5);
+    auto start = Clock::now();
+    CHECK_FALSE(cond.wait_for([&] { return state.value() == 6; }, 100ms));
+    CHECK(seconds_since(start) >= 0.09);
+  }
+  CHECK(finish(setter) == 0);
+}
+
+TEST_CASE("Event: set, clear, is_set, wait with timeout across processes") {
+  mp::Event event;
+  CHECK_FALSE(event.is_set());
+  auto start = Clock::now();
+  CHECK_FALSE(event.wait(100ms));
+  CHECK(seconds_since(start) >= 0.09);
+  event.set();
+  CHECK(event.is_set());
+  CHECK(event.wait());
+  CHECK(event.wait(0s));
+  event.clear();
+  CHECK_FALSE(event.is_set());
+
+  std::vector<mp::Process> waiters;
+  for (int i = 0; i < 3; ++i) waiters.push_back(spawn([&] { return event.wait(patience); }));
+  std::this_thread::sleep_for(50ms);
+  event.set();
+  for (auto& waiter : waiters) CHECK(finish(waiter) == 0);
+}
+
+TEST_CASE("Barrier: indices, action once per cycle, 5 processes x 1000 passes") {
+  constexpr int parties = 5, passes = 1000;
+  mp::RawValue<int> actions(0);
+  mp::RawArray<int> arrivals(passes);
+  mp::Barrier barrier(parties, [&] { actions.fetch_add(1); });
+  CHECK(barrier.parties() == parties);
+  // Each pass adds the arrival index to arrivals[pass]; 0+1+2+3+4 = 10 per pass
+  // means every index came exactly once (their sum and the count both match).
+  auto party = [&] {
+    for (int pass = 0; pass < passes; ++pass) {
+      int index = barrier.wait(patience);
+      if (index < 0 || index >= parties) return false;
+      std::atomic_ref<int>(arrivals[pass]).fetch_add(1 << (index * 4));
+      if (actions.atomic_load() < pass + 1) return false;  // the action ran before the release
+    }
+    return true;
+  };
+  std::vector<mp::Process> children;
+  for (int i = 0; i < parties - 1; ++i) children.push_back(spawn(party));
+  CHECK(party());
+  for (auto& child : children) CHECK(finish(child) == 0);
+  CHECK(actions.value() == passes);
+  CHECK(std::all_of(arrivals.begin(), arrivals.end(), [](int bits) { return bits == 0x11111; }));
+  CHECK_FALSE(barrier.broken());
+  CHECK(barrier.n_waiting() == 0);
+}
+
+TEST_CASE("Barrier: a timeout breaks it for everyone until reset") {
+  mp::Barrier barrier(3);
+  mp::Event waiting;
+  auto patient = spawn([&] {
+    waiting.set();
+    try {
+      barrier.wait(patience);
+    } catch (const mp::BrokenBarrierError&) {
+      return true;
+    }
+    return false;
+  });
+  REQUIRE(waiting.wait(patience));
+  auto deadline = Clock::now() + patience;
+  while (barrier.n_waiting() != 1 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  CHECK(barrier.n_waiting() == 1);
+  CHECK_THROWS_AS(barrier.wait(100ms), mp::BrokenBarrierError);
+  CHECK(finish(patient) == 0);
+  CHECK(barrier.broken());
+  CHECK_THROWS_AS(barrier.wait(10ms), mp::BrokenBarrierError);
+  barrier.reset();
+  CHECK_FALSE(barrier.broken());
+
+  mp::Barrier with_default(2, {}, 50ms);
+  CHECK_THROWS_AS(with_default.wait(), mp::BrokenBarrierError);
+  CHECK(with_default.broken());
+}
+
+TEST_CASE("Barrier: abort, reset while waiting, a throwing action, bad parties") {
+  mp::Barrier barrier(2);
+  auto aborted = spawn([&] {
+    try {
+      barrier.wait(patience);
+    } catch (const mp::BrokenBarrierError&) {
+      return true;
+    }
+    return false;
+  });
+  auto deadline = Clock::now() + patience;
+  while (barrier.n_waiting() != 1 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  barrier.abort();
+  CHECK(finish(aborted) == 0);
+  CHECK(barrier.broken());
+  barrier.reset();
+
+  auto reset_out = spawn([&] {
+    try {
+      barrier.wait(patience);
+    } catch (const mp::BrokenBarrierError&) {
+      return true;
+    }
+    return false;
+  });
+  deadline = Clock::now() + patience;
+  while (barrier.n_waiting() != 1 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  barrier.reset();
+  CHECK(finish(reset_out) == 0);
+  CHECK_FALSE(barrier.broken());
+  auto partner = spawn([&] { return barrier.wait(patience) >= 0; });
+  CHECK(barrier.wait(patience) >= 0);  // usable again after reset
+  CHECK(finish(partner) == 0);
+
+  mp::Barrier throwing(1, [] { throw std::runtime_error("action failed"); });
+  CHECK_THROWS_AS(throwing.wait(), std::runtime_error);
+  CHECK(throwing.broken());
+  CHECK_THROWS_AS(mp::Barrier(0), mp::ValueError);
+}
+
+TEST_CASE("Barrier: a party killed while waiting makes later waits time out, not hang") {
+  mp::Barrier barrier(3);
+  mp::Process doomed([&] { barrier.wait(patience); });
+  doomed.start();
+  auto deadline = Clock::now() + patience;
+  while (barrier.n_waiting() != 1 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  REQUIRE(barrier.n_waiting() == 1);
+  doomed.kill();
+  doomed.join(patience);
+  // The dead party counts as arrived for its cycle...
+  auto partner = spawn([&] { return barrier.wait(patience) >= 0; });
+  CHECK(barrier.wait(patience) >= 0);
+  CHECK(finish(partner) == 0);
+  // ...but never leaves it, so the next cycle cannot open: the timeout ends the wait.
+  auto start = Clock::now();
+  CHECK_THROWS_AS(barrier.wait(200ms), mp::BrokenBarrierError);
+  CHECK(seconds_since(start) < 5.0);
+}
+
+// --- dead owners ----------------------------------------------------------------------------
+
+namespace {
+
+// A child takes the lock `depth` times, says so, and sleeps holding it.
+template <class Holdable>
+mp::Process start_holder(Holdable& lock, int depth = 1) {
+  mp::Event holding;
+  mp::Process holder([&] {
+    for (int level = 0; level < depth; ++level) lock.acquire();
+    holding.set();
+    std::this_thread::sleep_for(patience);
+  });
+  holder.start();
+  REQUIRE(holding.wait(patience));
+  return holder;
+}
+
+// The holder is killed with SIGKILL and not reaped yet: it is a zombie during
+// the next acquire.
+template <class Holdable>
+void kill_holder(Holdable& lock, int depth = 1) {
+  start_holder(lock, depth).kill();
+}
+
+template <class Holdable>
+void check_recovery(Holdable& lock) {
+  kill_holder(lock);
+  auto start = Clock::now();
+  REQUIRE(lock.acquire(patience));
+  CHECK(seconds_since(start) < 2.0);
+  CHECK(lock.owner_died());
+  lock.mark_consistent();
+  CHECK_FALSE(lock.owner_died());
+  lock.release();
+  CHECK(lock.acquire(false));
+  CHECK_FALSE(lock.owner_died());
+  lock.release();
+}
+
+}  // namespace
+
+TEST_CASE("dead owner: a Lock held by a SIGKILLed process is taken over, and reported") {
+  mp::Lock lock;
+  check_recovery(lock);
+
+  kill_holder(lock);  // a non-blocking acquire notices the death at once
+  auto deadline = Clock::now() + patience;
+  bool got = false;
+  while (!(got = lock.acquire(false)) && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  CHECK(got);
+  CHECK(lock.owner_died());
+  lock.release();
+}
+
+TEST_CASE("dead owner: an RLock held twice by a SIGKILLed process starts over at depth 1") {
+  mp::RLock lock;
+  kill_holder(lock, 2);
+  REQUIRE(lock.acquire(patience));
+  CHECK(lock.owner_died());
+  lock.release();
+  CHECK_FALSE(lock.locked());
+  check_recovery(lock);
+}
+
+TEST_CASE("dead owner: a waiter sleeping on the lock wakes when its holder is killed") {
+  mp::Lock lock;
+  mp::Process holder = start_holder(lock);
+  auto waiter = spawn([&] {
+    bool got = lock.acquire(patience);
+    bool reported = lock.owner_died();
+    lock.release();
+    return got && reported;
+  });
+  std::this_thread::sleep_for(100ms);
+  holder.kill();
+  CHECK(finish(waiter) == 0);
+}
+
+TEST_CASE("dead owner: a Condition's lock, and the condition still works") {
+  mp::Condition cond;
+  check_recovery(cond);
+
+  mp::Condition over_lock{mp::Lock()};
+  kill_holder(over_lock);
+  auto waiter = spawn([&] {
+    std::unique_lock guard(over_lock);  // recovers the lock
+    return over_lock.wait(patience);
+  });
+  auto deadline = Clock::now() + patience;
+  bool notified_someone = false;
+  while (!notified_someone && Clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    std::lock_guard guard(over_lock);
+    over_lock.notify();
+    notified_someone = !waiter.is_alive();
+  }
+  CHECK(finish(waiter) == 0);
+  CHECK(over_lock.owner_died());
+}
+
+TEST_CASE("dead waiter: a process killed in Condition.wait does not swallow later notifies") {
+  mp::Condition cond;
+  mp::Event waiting;
+  mp::Process doomed([&] {
+    std::unique_lock guard(cond);
+    waiting.set();
+    cond.wait(patience);
+  });
+  doomed.start();
+  REQUIRE(waiting.wait(patience));
+  REQUIRE(cond.acquire(patience));  // the doomed waiter released it in wait
+  cond.release();
+  doomed.kill();
+  doomed.join(patience);
+
+  mp::Event second_waiting;
+  auto survivor = spawn([&] {
+    std::unique_lock guard(cond);
+    second_waiting.set();
+    return cond.wait(patience);
+  });
+  REQUIRE(second_waiting.wait(patience));
+  REQUIRE(cond.acquire(patience));
+  cond.notify();  // one token: the dead waiter cannot take it
+  cond.release();
+  CHECK(finish(survivor) == 0);
+}
+
+}  // TEST_SUITE
