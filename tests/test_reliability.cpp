@@ -17,6 +17,8 @@
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
 #include "mp/queues.hpp"
+#include "mp/sharedctypes.hpp"
+#include "mp/synchronize.hpp"
 #include "mp/subprocess.hpp"
 #include "support.hpp"
 
@@ -100,6 +102,48 @@ TEST_CASE("a storm of SIGUSR1 never makes a blocking call fail or lose data") {
     for (int i = 0; i < 200; ++i) CHECK(queue.get(30s) == i);
     producer.join(30s);
     CHECK(producer.exitcode() == 0);
+  }
+  SUBCASE("Lock acquire, Semaphore acquire and Event wait while another process holds them") {
+    mp::Lock lock;
+    mp::Semaphore semaphore(0);
+    mp::Event holding, go;
+    mp::Process holder([&] {
+      lock.acquire();
+      holding.set();
+      std::this_thread::sleep_for(200ms);
+      lock.release();
+      std::this_thread::sleep_for(200ms);
+      semaphore.release();
+      std::this_thread::sleep_for(200ms);
+      go.set();
+    });
+    holder.start();
+    REQUIRE(holding.wait(30s));
+    CHECK(lock.acquire(30s));
+    lock.release();
+    CHECK(semaphore.acquire(30s));
+    CHECK(go.wait(30s));
+    holder.join(30s);
+    CHECK(holder.exitcode() == 0);
+  }
+  SUBCASE("Condition wait and notify across processes") {
+    mp::Condition condition;
+    mp::Value<int> stage(0);
+    mp::Process notifier([&] {
+      for (int round = 1; round <= 3; ++round) {
+        std::this_thread::sleep_for(100ms);
+        std::lock_guard guard(condition);
+        stage.value() = round;
+        condition.notify_all();
+      }
+    });
+    notifier.start();
+    {
+      std::unique_lock guard(condition);
+      CHECK(condition.wait_for([&] { return stage.value() == 3; }, 30s));
+    }
+    notifier.join(30s);
+    CHECK(notifier.exitcode() == 0);
   }
   SUBCASE("Process join waits out the whole timeout, then the child") {
     mp::Process sleeper([] { std::this_thread::sleep_for(300ms); });

@@ -1,5 +1,5 @@
-// The crash matrix: SIGKILLs producers, consumers and pool workers at random
-// points, over and over, and after every round checks what mp promises:
+// The crash matrix: SIGKILLs producers, consumers, pool workers and lock
+// holders at random points, over and over, and after every round checks what mp promises:
 //  - no committed item is torn, duplicated or lost;
 //  - no wait goes unbounded (every wait here has a deadline; missing it fails);
 //  - /dev/shm is unchanged, no zombie remains, the parent's descriptors are
@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -26,6 +27,8 @@
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
 #include "mp/queues.hpp"
+#include "mp/sharedctypes.hpp"
+#include "mp/synchronize.hpp"
 
 using namespace std::chrono_literals;
 
@@ -215,6 +218,58 @@ void pool_worker_killed(std::mt19937_64& random) {
   pool.join();
 }
 
+// Three processes update a pair of counters under one lock, in steps with a
+// torn state between them; the first runs until it is killed at a random
+// moment, perhaps holding the lock. The two others must finish their rounds
+// without waiting on the dead one. Whoever takes the lock over from it sees
+// owner_died(), repairs the pair and marks it consistent, so the pair ends
+// whole and counts every round.
+long lock_takeovers = 0;  // how often a victim really died holding the lock
+
+template <class Guard>
+void lock_holder_killed(std::mt19937_64& random) {
+  Guard lock;
+  mp::RawValue<long> takeovers(0);
+  mp::RawArray<long> pair(2);    // [0] counts rounds; [1] follows it when consistent
+  mp::RawArray<long> rounds(3);  // each process's completed rounds
+  constexpr long survivor_rounds = 2000;
+  auto take = [&] {
+    expect(lock.acquire(10s), "a lock wait went past 10 s");
+    if (lock.owner_died()) {
+      takeovers.fetch_add(1);
+      pair[1] = pair[0];
+      lock.mark_consistent();
+    }
+    expect(pair[1] == pair[0], "a torn pair seen without owner_died()");
+  };
+  auto work = [&](std::size_t me, long limit) {
+    for (long round = 0; round < limit; ++round) {
+      take();
+      ++pair[0];
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      ++rounds[me];
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      ++pair[1];
+      lock.release();
+    }
+  };
+  std::vector<mp::Process> workers;
+  workers.emplace_back(work, 0, std::numeric_limits<long>::max()).start();
+  for (std::size_t i = 1; i < 3; ++i) workers.emplace_back(work, i, survivor_rounds).start();
+  std::this_thread::sleep_for(std::chrono::microseconds(random() % 5'000));
+  workers[0].kill();
+  for (auto& worker : workers) worker.join(30s);
+  expect(workers[0].exitcode() == -SIGKILL, "the victim did not die by SIGKILL");
+  for (std::size_t i = 1; i < workers.size(); ++i)
+    expect(workers[i].exitcode() == 0, "a survivor failed or was held up");
+  take();
+  expect(rounds[1] == survivor_rounds && rounds[2] == survivor_rounds, "a survivor's rounds were lost");
+  long counted = rounds[0] + rounds[1] + rounds[2];
+  expect(pair[0] == counted || pair[0] == counted + 1, "rounds lost or invented");
+  lock.release();
+  lock_takeovers += takeovers.value();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -227,6 +282,9 @@ int main(int argc, char** argv) {
       {"producer killed mid-put", producer_killed},
       {"consumer killed mid-get", consumer_killed},
       {"pool worker killed mid-task", pool_worker_killed},
+      {"Lock holder killed", lock_holder_killed<mp::Lock>},
+      {"RLock holder killed", lock_holder_killed<mp::RLock>},
+      {"Condition lock holder killed", lock_holder_killed<mp::Condition>},
   };
 
   const auto shm_before = dev_shm();
@@ -254,6 +312,7 @@ int main(int argc, char** argv) {
   }
   std::printf("resident memory: %ld KiB after warm-up, %ld KiB at the end\n", rss_after_warmup,
               resident_kib());
+  std::printf("locks taken over from a dead holder: %ld\n", lock_takeovers);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

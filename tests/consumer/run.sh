@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds and runs tests/consumer against mp, as a subproject or installed.
+# usage: run.sh subproject <mp source root> <scratch dir>
+#        run.sh installed <mp source root> <scratch dir> <mp build dir>
+set -euo pipefail
+mode=$1 source_root=$2 scratch=$3
+rm -rf "$scratch"
+mkdir -p "$scratch"
+cp -r "$source_root/tests/consumer" "$scratch/project"
+cd "$scratch"
+if [ "$mode" = subproject ]; then
+  mkdir project/subprojects
+  ln -s "$source_root" project/subprojects/mp
+  meson setup build project >/dev/null
+else
+  # Installed into a staging root; pkg-config's sysroot points the flags of
+  # mp.pc (prefix /usr/local) into it.
+  meson install -C "$4" --no-rebuild --quiet --destdir "$scratch/root"
+  pc_file=$(find "$scratch/root" -name mp.pc)
+  [ -n "$pc_file" ] || { echo "mp.pc was not installed"; exit 1; }
+  export PKG_CONFIG_PATH=$(dirname "$pc_file") PKG_CONFIG_SYSROOT_DIR="$scratch/root"
+  meson setup build project -Dinstalled=true >/dev/null
+  export LD_LIBRARY_PATH=$(dirname "$(dirname "$pc_file")")
+fi
+meson compile -C build >/dev/null
+output=$(timeout 120 build/consumer)
+echo "$output"
+[[ "$output" == "hello from Process-1 42 9 ok" ]]
