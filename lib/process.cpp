@@ -30,27 +30,43 @@ struct Child {
   FileDescriptor sentinel;  // a pidfd, readable once the child has exited
   std::string name;
   bool daemon = false;
-  std::optional<int> exitcode;
 
-  // Reaps the child if it has exited; with `block`, waits for it.
+  std::optional<int> exitcode() const {
+    std::lock_guard lock(mutex_);
+    return exitcode_;
+  }
+
+  // Reaps the child if it has exited; with `block`, waits for it. Threads may
+  // reap at once (join in one, active_children or is_alive in another): the
+  // first waitpid wins and the others see its result, never ECHILD.
   bool reap(bool block) {
-    if (exitcode) return true;
+    if (block && sentinel.get() >= 0) {
+      // Wait outside the lock, so that the others can still poll meanwhile.
+      pollfd exited{sentinel.get(), POLLIN, 0};
+      retry("poll", [&] { return ::poll(&exited, 1, -1); });
+    }
+    std::lock_guard lock(mutex_);
+    if (exitcode_) return true;
     int status = 0;
     pid_t got = check("waitpid", [&] { return ::waitpid(pid, &status, block ? 0 : WNOHANG); },
                       "Process(" + name + ")");
     if (got == 0) return false;
-    exitcode = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+    exitcode_ = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
     return true;
   }
 
   void signal(int signal_number) {
-    if (exitcode) return;  // reaped: the pid may belong to someone else now
+    if (exitcode()) return;  // reaped: the pid may belong to someone else now
     // Through the pidfd, a signal can never reach a recycled pid.
     long rc = retry("pidfd_send_signal", [&] {
       return ::syscall(SYS_pidfd_send_signal, sentinel.get(), signal_number, nullptr, 0);
     });
     if (rc == -1 && errno != ESRCH) throw_os_error("pidfd_send_signal", errno, "Process(" + name + ")");
   }
+
+ private:
+  mutable std::mutex mutex_;
+  std::optional<int> exitcode_;
 };
 
 }  // namespace detail
@@ -138,7 +154,7 @@ Process::Process(ProcessOptions options)
 Process::~Process() { finish(); }
 
 void Process::finish() noexcept {
-  if (!child_ || child_->exitcode) return;
+  if (!child_ || child_->exitcode()) return;
   try {
     if (daemon_) {
       child_->signal(SIGTERM);
@@ -239,7 +255,7 @@ void Process::join() { join_until(detail::Deadline::never()); }
 void Process::join_until(detail::Deadline deadline) {
   require_open("join");
   if (!child_) throw ProcessError("Process.join: can only join a started process (" + name_ + ")");
-  if (child_->exitcode) return;
+  if (child_->exitcode()) return;
   pollfd exited{child_->sentinel.get(), POLLIN, 0};
   int ready = check("poll", [&] { return ::poll(&exited, 1, deadline.poll_milliseconds()); },
                     "Process.join(" + name_ + ")");
@@ -268,7 +284,7 @@ void Process::kill() {
 
 void Process::close() {
   if (closed_) return;
-  if (child_ && !child_->exitcode && !child_->reap(false))
+  if (child_ && !child_->exitcode() && !child_->reap(false))
     throw ValueError("Process.close: cannot close a process while it is still running; call join() or terminate() first (" + name_ + ")");
   if (child_) forget(child_);
   child_.reset();
@@ -279,7 +295,7 @@ std::optional<int> Process::exitcode() {
   require_open("exitcode");
   if (!child_) return std::nullopt;
   if (child_->reap(false)) forget(child_);
-  return child_->exitcode;
+  return child_->exitcode();
 }
 
 std::optional<int> Process::pid() const {

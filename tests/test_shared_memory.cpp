@@ -2,9 +2,12 @@
 // unlink once), interop with Python's own SharedMemory, and ownership: nothing
 // of this suite is left in /dev/shm.
 #include <doctest/doctest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -109,6 +112,34 @@ TEST_CASE("SharedMemory: a size /dev/shm cannot hold is an OSError, not a SIGBUS
   const std::string name = test_name("huge");
   CHECK_THROWS_AS(mp::SharedMemory(name, true, std::size_t{1} << 50), mp::OSError);
   CHECK_FALSE(exists(name));
+}
+
+// A child gets a mount namespace of its own with a 1 MiB tmpfs on /dev/shm,
+// so the test fills a real tmpfs without touching the machine's.
+TEST_CASE("SharedMemory: on a full tmpfs, creation fails with ENOSPC and no SIGBUS ever comes") {
+  if (::geteuid() != 0) {
+    MESSAGE("not root: a tmpfs of our own cannot be mounted, case not run");
+    return;
+  }
+  mp::Process child([] {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m") != 0)
+      mp::exit(10);
+    mp::SharedMemory first("fits", true, 768 << 10);
+    std::memset(first.buf().data(), 1, first.size());
+    try {
+      mp::SharedMemory second("too_big", true, 512 << 10);  // fits the size, not the space left
+      mp::exit(11);
+    } catch (const mp::OSError& error) {
+      if (error.code() != ENOSPC || std::string(error.what()).find("too_big") == std::string::npos) mp::exit(12);
+    }
+    if (exists("too_big")) mp::exit(13);
+    std::memset(first.buf().data(), 2, first.size());  // the first segment is whole and usable
+    mp::exit(0);
+  });
+  child.start();
+  child.join(60s);
+  CHECK(child.exitcode() == 0);
 }
 
 TEST_CASE("SharedMemory: Python attaches to ours and we attach to Python's") {
