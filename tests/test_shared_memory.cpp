@@ -3,6 +3,7 @@
 // of this suite is left in /dev/shm.
 #include <doctest/doctest.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "mp/process.hpp"
 #include "mp/shared_memory.hpp"
@@ -140,6 +142,19 @@ TEST_CASE("SharedMemory: on a full tmpfs, creation fails with ENOSPC and no SIGB
   child.start();
   child.join(60s);
   CHECK(child.exitcode() == 0);
+}
+
+TEST_CASE("SharedMemory: a creator killed with kill -9 leaves no name behind, once its children are gone") {
+  const std::string owned = test_name("reaped"), released = test_name("released");
+  test_support::Program creator({MP_TEST_HELPERS "/shared_memory_owner", owned, released});
+  REQUIRE(creator.read_line() == std::optional<std::string>("ready"));
+  CHECK(creator.wait(0ms) == -SIGKILL);
+  CHECK(exists(owned));  // its child (alive for 3 s) may still use it
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (exists(owned) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  CHECK_FALSE(exists(owned));
+  CHECK(exists(released));  // release_ownership(): meant to outlive its creator
+  mp::SharedMemory(released, false).unlink();
 }
 
 TEST_CASE("SharedMemory: Python attaches to ours and we attach to Python's") {

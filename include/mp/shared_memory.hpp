@@ -19,12 +19,15 @@ namespace mp {
 // ValueError with Python's texts; names with NUL or '/' are refused.
 // Differs from Python: creation reserves the pages (posix_fallocate), so a full
 // /dev/shm is an OSError here instead of a SIGBUS on first touch. Ownership is
-// explicit, and there is no resource tracker: the creating handle owns the
-// name and unlinks it when destroyed in the creating process, unless unlink()
-// or release_ownership() ran first; a handle that only attached never removes
-// the segment. unlink() works once; a second one throws FileNotFoundError.
-// Blocking: none. Peer death: the segment outlives every process until
-// unlinked, as in Python; a creator killed by a signal leaves its name behind.
+// explicit: the creating handle owns the name and unlinks it when destroyed in
+// the creating process, unless unlink() or release_ownership() ran first; a
+// handle that only attached never removes the segment (Python's resource
+// tracker also unlinks segments that attachers merely used). unlink() works
+// once; a second one throws FileNotFoundError.
+// Blocking: none. Peer death: a creator that dies without unlinking (kill -9
+// included) has its still-owned names unlinked by a reaper process once it
+// and every child forked from it are gone; attachers keep their mappings.
+// release_ownership() lets a segment outlive its creator on purpose.
 class SharedMemory {
  public:
   SharedMemory(std::optional<std::string> name, bool create, std::size_t size = 0);
@@ -40,7 +43,7 @@ class SharedMemory {
   void close();
   void unlink();
   // Gives up the creator's unlink-on-destruction, for a segment meant to outlive this handle.
-  void release_ownership() noexcept { owner_pid_ = 0; }
+  void release_ownership() noexcept;
 
  private:
   void swap(SharedMemory& other) noexcept;
