@@ -2,8 +2,11 @@
 # Builds and runs tests/consumer against mp, as a subproject or installed.
 # usage: run.sh subproject <mp source root> <scratch dir>
 #        run.sh installed <mp source root> <scratch dir> <mp build dir>
+# MP_CONSUMER_SANITIZE: the -Db_sanitize of the mp build, which the consumer
+# must share to load a sanitized libmp.
 set -euo pipefail
 mode=$1 source_root=$2 scratch=$3
+options=(-Db_sanitize="${MP_CONSUMER_SANITIZE:-none}" -Db_lundef=false)
 rm -rf "$scratch"
 mkdir -p "$scratch"
 cp -r "$source_root/tests/consumer" "$scratch/project"
@@ -11,7 +14,7 @@ cd "$scratch"
 if [ "$mode" = subproject ]; then
   mkdir project/subprojects
   ln -s "$source_root" project/subprojects/mp
-  meson setup build project >/dev/null
+  meson setup build project "${options[@]}" >/dev/null
 else
   # Installed into a staging root; pkg-config's sysroot points the flags of
   # mp.pc (prefix /usr/local) into it.
@@ -19,7 +22,7 @@ else
   pc_file=$(find "$scratch/root" -name mp.pc)
   [ -n "$pc_file" ] || { echo "mp.pc was not installed"; exit 1; }
   export PKG_CONFIG_PATH=$(dirname "$pc_file") PKG_CONFIG_SYSROOT_DIR="$scratch/root"
-  meson setup build project -Dinstalled=true >/dev/null
+  meson setup build project "${options[@]}" -Dinstalled=true >/dev/null
   export LD_LIBRARY_PATH=$(dirname "$(dirname "$pc_file")")
 fi
 meson compile -C build >/dev/null
