@@ -24,6 +24,16 @@ test: build
 	@status=0; meson test -C $(BUILD) --print-errorlogs $(TEST_ARGS) || status=$$?; \
 	  python3 scripts/doctest-totals.py $(BUILD); exit $$status
 
+# mp beside its peers (Python, Boost, raw system calls), BENCH_ROUNDS rounds
+# alternating; prints the ratios and writes docs/performance.md and .png. The
+# plot uses Debian's matplotlib, hence /usr/bin/python3; the Python peers run
+# under `python3` on PATH. BENCH_ARGS="--only process" runs one bench.
+BENCH_ROUNDS ?= 5
+BENCH_ARGS ?=
+bench: build
+	@scripts/install-deps.sh python3-matplotlib
+	@/usr/bin/python3 bench/run.py $(BUILD) --rounds $(BENCH_ROUNDS) $(BENCH_ARGS)
+
 # The crash matrix: SIGKILLs at random points, STRESS_ITERATIONS rounds.
 STRESS_ITERATIONS ?= 1000
 stress: build
