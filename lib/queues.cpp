@@ -30,12 +30,15 @@ constexpr std::uint32_t no_slot = UINT32_MAX;
 constexpr std::uint32_t warm_limit = 4;     // 16 MiB kept warm per queue
 constexpr std::uint64_t record_header = sizeof(std::uint64_t);
 
+// The run of a slot inside a multi-chunk run, after its first.
+constexpr std::uint32_t inside_run = UINT32_MAX;
+
 // No initializers: the memfd starts zero-filled, which is "free, no next", so
 // creating a queue touches none of the 8192 entries.
 struct Slot {
   std::uint64_t fill;       // bytes of committed records
   std::uint32_t link;       // the next slot + 1; 0: none
-  std::uint32_t run;        // slots in this chunk's run; 0 while free
+  std::uint32_t run;        // slots in this chunk's run; 0 while free; inside_run after the first
   std::uint64_t populated;  // bytes of the run whose pages exist
   std::uint32_t next() const noexcept { return link - 1; }  // no_slot when none
 };
@@ -94,6 +97,7 @@ struct QueueShared {
   std::uint32_t warm_free = no_slot, cold_free = no_slot;
   std::uint32_t warm_count = 0;
   std::uint32_t frontier = 0;     // slots from here on were never used
+  std::uint32_t slot_limit = slot_count;  // lowered by tests, to reach the end of the address space
   std::atomic<std::uint32_t> chunks_in_use{0};
   PutIntent put_intent;
   Slot slots[slot_count];
@@ -211,7 +215,7 @@ std::uint32_t allocate_run(QueueShared* q, std::uint32_t run) {
     return pop(q->warm_free, q);
   }
   if (run == 1 && q->cold_free != no_slot) return pop(q->cold_free, q);
-  if (q->frontier + run <= slot_count) {
+  if (q->frontier + run <= q->slot_limit) {
     std::uint32_t slot = q->frontier;
     q->frontier += run;
     return slot;
@@ -303,6 +307,8 @@ bool QueueCore::put(std::string_view record, const Deadline& deadline) {
                         " bytes does not fit in the queue's 32 GiB of address space",
                     ENOMEM);
     q->slots[slot] = make_slot(no_slot, run, q->slots[slot].populated);
+    // Taken, so that allocate_run's search for free adjacent slots skips them.
+    for (std::uint32_t inner = 1; inner < run; ++inner) q->slots[slot + inner].run = inside_run;
     q->chunks_in_use.fetch_add(run, std::memory_order_relaxed);
     if (q->tail == no_slot) {
       q->head = slot;
@@ -409,6 +415,11 @@ bool QueueCore::join(const Deadline& deadline) {
     if (!woken && q->unfinished.load(std::memory_order_relaxed) != 0) return false;
   }
   return true;
+}
+
+void QueueCore::limit_address_space(std::uint32_t chunks) {
+  Guard guard(shared_, object_);
+  shared_->slot_limit = std::min(std::max(chunks, shared_->frontier), slot_count);
 }
 
 std::size_t QueueCore::resident_chunks() const noexcept {

@@ -41,6 +41,9 @@ class QueueCore {
 
   // 4 MiB chunks holding records now (freed ones are not counted), for tests.
   std::size_t resident_chunks() const noexcept;
+  // Makes only the first `chunks` 4 MiB chunks usable, for tests that must
+  // reach the end of the address space without walking 32 GiB.
+  void limit_address_space(std::uint32_t chunks);
 
  private:
   QueueShared* shared_;
