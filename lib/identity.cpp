@@ -11,15 +11,17 @@ namespace {
 std::atomic<pid_t> cached_pid{0};
 thread_local pid_t cached_tid = 0;
 
-void refresh_in_child() noexcept {
-  cached_pid.store(::getpid(), std::memory_order_relaxed);
-  cached_tid = ::gettid();  // the forking thread is the child's only thread
+// Forgets the parent's values; the child reads its own on first use. Reading
+// them here would cost every child two system calls, though most never ask.
+void forget_in_child() noexcept {
+  cached_pid.store(0, std::memory_order_relaxed);
+  cached_tid = 0;  // the forking thread is the child's only thread
 }
 
 // Registered once, before the first fork that could matter: any code that asks
 // for the pid has gone through here first.
 pid_t register_and_read() noexcept {
-  static const bool registered = (::pthread_atfork(nullptr, nullptr, refresh_in_child), true);
+  static const bool registered = (::pthread_atfork(nullptr, nullptr, forget_in_child), true);
   (void)registered;
   pid_t pid = ::getpid();
   cached_pid.store(pid, std::memory_order_relaxed);
@@ -35,7 +37,7 @@ pid_t current_pid() noexcept {
 
 pid_t current_tid() noexcept {
   if (cached_tid == 0) {
-    current_pid();  // make sure the fork handler that refreshes us is registered
+    current_pid();  // make sure the fork handler that resets us is registered
     cached_tid = ::gettid();
   }
   return cached_tid;

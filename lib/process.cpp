@@ -4,24 +4,43 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
-#include <new>
+#include <typeinfo>
+
+#if __has_include(<ext/stdio_sync_filebuf.h>)
+#include <ext/stdio_sync_filebuf.h>
+#endif
 
 #include "mp/detail/archive.hpp"
 #include "mp/detail/fd.hpp"
 #include "mp/detail/syscall.hpp"
 
 namespace mp {
-using detail::check;
 namespace detail {
+
+// As check(), but the object's name ("Process.join(Process-1)") is only built
+// on failure: start and join are hot paths, and building it on every call
+// would allocate each time.
+template <class F>
+auto check_process(std::string_view call, std::string_view method, const std::string& name, F&& fn) {
+  auto result = retry(call, fn);
+  if (result == -1) {
+    int code = errno;
+    throw_os_error(call, code, std::string(method) + "(" + name + ")");
+  }
+  return result;
+}
 
 // A started child, shared between its Process and the registry of live
 // children (active_children, exit-time joining).
@@ -36,11 +55,17 @@ struct Child {
     return exitcode_;
   }
 
-  // Reaps the child if it has exited; with `block`, waits for it. Threads may
-  // reap at once (join in one, active_children or is_alive in another): the
-  // first waitpid wins and the others see its result, never ECHILD.
-  bool reap(bool block) {
-    if (block && sentinel.get() >= 0) {
+  enum class Wait {
+    no,      // reap only if the child has exited
+    yes,     // wait for the child to exit
+    polled,  // the caller saw the sentinel readable: the child has exited
+  };
+
+  // Reaps the child if it has exited; unless Wait::no, waits for it. Threads
+  // may reap at once (join in one, active_children or is_alive in another):
+  // the first waitpid wins and the others see its result, never ECHILD.
+  bool reap(Wait wait) {
+    if (wait == Wait::yes && sentinel.get() >= 0) {
       // Wait outside the lock, so that the others can still poll meanwhile.
       pollfd exited{sentinel.get(), POLLIN, 0};
       retry("poll", [&] { return ::poll(&exited, 1, -1); });
@@ -48,8 +73,10 @@ struct Child {
     std::lock_guard lock(mutex_);
     if (exitcode_) return true;
     int status = 0;
-    pid_t got = check("waitpid", [&] { return ::waitpid(pid, &status, block ? 0 : WNOHANG); },
-                      "Process(" + name + ")");
+    // Blocking even after a readable sentinel: under a tracer (strace -f) the
+    // exited child becomes waitable for us only once the tracer has seen it.
+    pid_t got = check_process("waitpid", "Process", name,
+                              [&] { return ::waitpid(pid, &status, wait == Wait::no ? WNOHANG : 0); });
     if (got == 0) return false;
     exitcode_ = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
     return true;
@@ -73,7 +100,9 @@ struct Child {
 
 namespace {
 
-// Who this process is, in Python's terms. Reset in every child.
+using Wait = detail::Child::Wait;
+
+// Who this process is, in Python's terms.
 struct Identity {
   std::string name = "MainProcess";
   bool daemon = false;
@@ -82,24 +111,35 @@ struct Identity {
   int next_child = 1;
 };
 
-Identity& identity() {
-  static Identity value;
-  return value;
-}
-
-// Live children of this process. Its mutex is never taken by a child after
-// fork: the child rebuilds the registry instead (another thread of the parent
-// may have held the lock at the moment of the fork).
+// Live children of this process.
 struct Registry {
   std::mutex mutex;
   std::vector<std::shared_ptr<detail::Child>> children;
 };
 
-Registry* registry_storage = nullptr;
-Registry& registry() {
-  static Registry* instance = registry_storage = new Registry();
-  return *instance;
+// Everything a process knows of itself, fresh in every child. The parent
+// builds the child's State before fork; the child only points `current` at
+// it. Resetting the fields in the child instead would write to pages it
+// shares copy-on-write with the parent (a page fault each) and allocate there,
+// and the registry's mutex could be held by another thread of the parent at
+// the moment of fork.
+struct State {
+  Identity identity;
+  Registry registry;
+};
+
+State* current = nullptr;  // a child's State; null in the main process
+
+State& state() {
+  if (current) return *current;
+  // Never destroyed: exit-time joining and static Process objects' destructors
+  // still use it.
+  static State* const main_process = new State();
+  return *main_process;
 }
+
+Identity& identity() { return state().identity; }
+Registry& registry() { return state().registry; }
 
 void forget(const std::shared_ptr<detail::Child>& child) {
   Registry& r = registry();
@@ -107,20 +147,42 @@ void forget(const std::shared_ptr<detail::Child>& child) {
   std::erase(r.children, child);
 }
 
+// Whether `stream` may buffer output that std::fflush(nullptr) does not
+// flush. Synced with stdio (the default), libstdc++'s standard streams hand
+// every character to the C stream at once through a stdio_sync_filebuf;
+// flushing them too would only run more code, and in a child every page of it
+// not yet run there is a page fault.
+bool buffers_apart_from_stdio(const std::ostream& stream) {
+  const std::streambuf* buffer = stream.rdbuf();
+  if (!buffer) return false;
+#if __has_include(<ext/stdio_sync_filebuf.h>)
+  if (typeid(*buffer) == typeid(__gnu_cxx::stdio_sync_filebuf<char>)) return false;
+#endif
+  return true;
+}
+
 void flush_stdio() noexcept {
   try {
-    std::cout.flush();
-    std::cerr.flush();
-    std::clog.flush();
+    for (std::ostream* stream : {&std::cout, &std::cerr, &std::clog})
+      if (buffers_apart_from_stdio(*stream)) stream->flush();
   } catch (...) {
   }
   std::fflush(nullptr);
 }
 
+// mp::exit. The child calls it here rather than through the exported symbol,
+// a call the dynamic linker would bind lazily in every child anew.
+[[noreturn]] void exit_process(int code) {
+  // Flushing into a closed pipe must fail quietly, not end us by SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
+  flush_stdio();
+  ::_exit(code);
+}
+
 // Runs first among the child's exit handlers (it is registered last), so
 // std::exit(n) in a child flushes and ends with n without running what the
 // parent registered.
-void child_exit_handler(int status, void*) { exit(status); }
+void child_exit_handler(int status, void*) { exit_process(status); }
 
 // Python terminates daemonic children and joins the others at exit.
 void join_children_at_exit() {
@@ -132,12 +194,48 @@ void join_children_at_exit() {
   }
   for (auto& child : children)
     if (child->daemon) child->signal(SIGTERM);
-  for (auto& child : children) child->reap(true);
+  for (auto& child : children) child->reap(Wait::yes);
 }
 
 int open_pidfd(pid_t pid, const std::string& name) {
-  return static_cast<int>(check("pidfd_open", [&] { return ::syscall(SYS_pidfd_open, pid, 0); },
-                                "Process(" + name + ")"));
+  return static_cast<int>(detail::check_process("pidfd_open", "Process", name,
+                                                [&] { return ::syscall(SYS_pidfd_open, pid, 0); }));
+}
+
+bool is_null_device(int fd) {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
+// /dev/null for the children's stdin, opened once: a child then only dup2()s
+// it, where opening the path would cost every child a path walk and a new open
+// file. The program may since have closed the descriptor or reused its number
+// (daemons close them all), so every use checks it and opens /dev/null again
+// if need be; the old number is no longer ours then. -1 if /dev/null cannot be
+// opened: the child keeps the parent's stdin.
+int dev_null() {
+  static std::atomic<int> kept{-1};
+  int fd = kept.load(std::memory_order_relaxed);
+  if (fd >= 0 && is_null_device(fd)) return fd;
+  int fresh = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fresh >= 0 && fresh <= 2) {
+    // Not in place of a standard stream the program has closed: dup2() onto
+    // itself would leave the child's stdin close-on-exec.
+    int high = ::fcntl(fresh, F_DUPFD_CLOEXEC, 3);
+    ::close(fresh);
+    fresh = high;
+  }
+  if (fresh < 0) return -1;
+  if (!is_null_device(fresh)) {
+    ::close(fresh);
+    return -1;
+  }
+  // Another thread may have opened one meanwhile: keep the first.
+  if (!kept.compare_exchange_strong(fd, fresh, std::memory_order_relaxed)) {
+    ::close(fresh);
+    return fd;
+  }
+  return fresh;
 }
 
 }  // namespace
@@ -161,7 +259,7 @@ void Process::finish() noexcept {
       join_until(detail::Deadline::after(std::chrono::seconds(2)));
       child_->signal(SIGKILL);
     }
-    child_->reap(true);
+    child_->reap(Wait::yes);
     forget(child_);
   } catch (...) {
   }
@@ -197,23 +295,25 @@ void Process::start() {
     throw ProcessError("Process.start: daemonic processes are not allowed to have children (" + name_ + ")");
   static const bool joins_at_exit = (std::atexit(join_children_at_exit), true);
   (void)joins_at_exit;
+  // Both sides are prepared before fork: afterwards, every page the parent
+  // writes while the child still shares it is copied first.
+  const Identity& me = identity();
+  std::unique_ptr<State> child_state(new State{
+      .identity = {.name = name_,
+                   .daemon = daemon_,
+                   .parent = ProcessInfo{me.name, ::getpid(), me.daemon},
+                   .identity = identity_},
+      .registry = {}});
+  auto child = std::make_shared<detail::Child>();
+  child->name = name_;
+  child->daemon = daemon_;
+  const int stdin_replacement = dev_null();
   flush_stdio();  // or what the parent buffered would be printed twice
-  const pid_t parent = ::getpid();
-  pid_t pid = check("fork", [] { return ::fork(); }, "Process.start(" + name_ + ")");
+  pid_t pid = detail::check_process("fork", "Process.start", name_, [] { return ::fork(); });
   if (pid == 0) {
-    Identity& me = identity();
-    me.parent = ProcessInfo{me.name, parent, me.daemon};
-    me.identity = identity_;
-    me.name = name_;
-    me.daemon = daemon_;
-    me.next_child = 1;
-    if (registry_storage) registry_storage = new (registry_storage) Registry();
+    current = child_state.release();  // for good, as the main process's
     ::on_exit(child_exit_handler, nullptr);
-    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull >= 0) {
-      ::dup2(devnull, 0);
-      ::close(devnull);
-    }
+    if (stdin_replacement >= 0) ::dup2(stdin_replacement, 0);  // as Python
     int code = 0;
     try {
       run();
@@ -227,18 +327,15 @@ void Process::start() {
       std::fprintf(stderr, "Process %s:\nan exception that is not a std::exception\n", name_.c_str());
       code = 1;
     }
-    exit(code);
+    exit_process(code);
   }
-  auto child = std::make_shared<detail::Child>();
   child->pid = pid;
-  child->name = name_;
-  child->daemon = daemon_;
   try {
     child->sentinel.reset(open_pidfd(pid, name_));
   } catch (...) {
     // Without a sentinel the child could not be watched: take it back.
     ::kill(pid, SIGKILL);
-    child->reap(true);
+    child->reap(Wait::yes);
     throw;
   }
   {
@@ -257,15 +354,15 @@ void Process::join_until(detail::Deadline deadline) {
   if (!child_) throw ProcessError("Process.join: can only join a started process (" + name_ + ")");
   if (child_->exitcode()) return;
   pollfd exited{child_->sentinel.get(), POLLIN, 0};
-  int ready = check("poll", [&] { return ::poll(&exited, 1, deadline.poll_milliseconds()); },
-                    "Process.join(" + name_ + ")");
-  if (ready > 0 && child_->reap(true)) forget(child_);
+  int ready = detail::check_process("poll", "Process.join", name_,
+                                    [&] { return ::poll(&exited, 1, deadline.poll_milliseconds()); });
+  if (ready > 0 && child_->reap(Wait::polled)) forget(child_);
 }
 
 bool Process::is_alive() {
   require_open("is_alive");
   if (!child_) return false;
-  if (child_->reap(false)) {
+  if (child_->reap(Wait::no)) {
     forget(child_);
     return false;
   }
@@ -284,7 +381,7 @@ void Process::kill() {
 
 void Process::close() {
   if (closed_) return;
-  if (child_ && !child_->exitcode() && !child_->reap(false))
+  if (child_ && !child_->exitcode() && !child_->reap(Wait::no))
     throw ValueError("Process.close: cannot close a process while it is still running; call join() or terminate() first (" + name_ + ")");
   if (child_) forget(child_);
   child_.reset();
@@ -294,7 +391,7 @@ void Process::close() {
 std::optional<int> Process::exitcode() {
   require_open("exitcode");
   if (!child_) return std::nullopt;
-  if (child_->reap(false)) forget(child_);
+  if (child_->reap(Wait::no)) forget(child_);
   return child_->exitcode();
 }
 
@@ -326,7 +423,7 @@ std::vector<int> active_children() {
   std::lock_guard lock(r.mutex);
   std::vector<int> pids;
   std::erase_if(r.children, [&](const std::shared_ptr<detail::Child>& child) {
-    if (child->reap(false)) return true;
+    if (child->reap(Wait::no)) return true;
     pids.push_back(child->pid);
     return false;
   });
@@ -340,11 +437,6 @@ int cpu_count() {
   return static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
-void exit(int code) {
-  // Flushing into a closed pipe must fail quietly, not end us by SIGPIPE.
-  ::signal(SIGPIPE, SIG_IGN);
-  flush_stdio();
-  ::_exit(code);
-}
+void exit(int code) { exit_process(code); }
 
 }  // namespace mp

@@ -45,11 +45,16 @@ int atexit_not_inherited() {
   return 0;
 }
 
+// Never destroyed, like handles a program forgets; reachable from here, so
+// that LeakSanitizer (in the ASan build) does not count them as leaks.
+mp::Process* leaked_daemon = nullptr;
+mp::Process* leaked_worker = nullptr;
+
 int leak() {
-  auto* daemon = new mp::Process(mp::ProcessOptions{.name = "", .daemon = true}, [] {
+  auto* daemon = leaked_daemon = new mp::Process(mp::ProcessOptions{.name = "", .daemon = true}, [] {
     std::this_thread::sleep_for(std::chrono::seconds(60));
   });
-  auto* worker = new mp::Process([] {
+  auto* worker = leaked_worker = new mp::Process([] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     std::printf("worker done\n");
   });
