@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -34,9 +35,18 @@ struct WorkerSlot {
   std::atomic<std::uint64_t> started{0};
 };
 
-// A worker holds at most this many tasks: one running, one waiting, so that it
-// never idles while its next task travels, and little is stuck behind a long task.
-constexpr std::size_t worker_window = 2;
+// How many tasks a worker holds (one running, the others waiting in its
+// queue). At least two, so that it never idles while its next task travels.
+// More when its tasks are short: enough for about `queued_work_ns` of work, so
+// that it does not run dry (and sleep, and need waking) every time the result
+// thread is a little late, while a task still waits at most about that long
+// behind the short ones ahead of it. Before its first result, a worker's task
+// lengths are unknown and it gets the minimum. A worker is topped up once it
+// is down to half its window, not after every result, so that one wake-up
+// brings it many tasks.
+constexpr std::size_t min_window = 2;
+constexpr std::size_t max_window = 64;
+constexpr std::uint64_t queued_work_ns = 1'000'000;
 
 struct Pending {
   std::uint64_t job;
@@ -57,6 +67,23 @@ struct Worker {
   bool alive = false;
   bool watched = false;
   int budget = -1;  // tasks it may still be given; -1: unlimited
+  std::uint64_t run_ns = 0;  // how long its recent tasks took, on average; 0: none seen
+  std::size_t window = min_window;
+  bool topping_up = true;  // below half its window since it was last full
+
+  // Whether pump() should give it a task now (see the window above).
+  bool wants_tasks() {
+    if (!alive || budget == 0) return false;
+    if (in_flight.size() <= window / 2) topping_up = true;
+    if (in_flight.size() >= window) topping_up = false;
+    return topping_up;
+  }
+
+  void learn_run_time(std::uint64_t sample) {
+    run_ns = run_ns == 0 ? sample : (3 * run_ns + sample) / 4;
+    window = static_cast<std::size_t>(std::clamp<std::uint64_t>(
+        queued_work_ns / std::max<std::uint64_t>(run_ns, 1), min_window, max_window));
+  }
 };
 
 struct JobEntry {
@@ -97,7 +124,8 @@ void describe_current_exception(std::string& result, ResultKind kind, std::uint3
 
 void put_stop(QueueCore& tasks) {
   std::string stop;
-  encode_task(stop, 0, 0, {});
+  begin_task(stop);
+  seal_task(stop, 0, 0);
   tasks.put(stop, Deadline::never());
 }
 
@@ -127,7 +155,10 @@ struct PoolCore::State {
   const std::function<void()> initializer;
   const std::optional<int> maxtasks;
   const pid_t owner = current_pid();
-  QueueCore results{0, "Pool result queue"};
+  // The pool's queues do not spin: on a loaded machine with fewer cores than
+  // workers plus helper threads, a spinning reader takes the CPU its record
+  // must come from (measured: sequential apply_async().get() 30-40% slower).
+  QueueCore results{0, "Pool result queue", false};
   SharedMapping slot_mapping;
   WorkerSlot* slots;
   FileDescriptor wake;  // tells the watcher thread to re-read the worker table
@@ -141,7 +172,6 @@ struct PoolCore::State {
   std::exception_ptr broken;  // the initializer failed: nothing can run
   std::vector<Worker> workers;
   std::deque<Pending> pending;
-  std::string task_record;  // pump()'s encoding buffer, under the mutex
   std::unordered_map<std::uint64_t, JobEntry> jobs;
   std::uint64_t next_job = 1;
   std::uint64_t next_seq = 1;
@@ -162,7 +192,7 @@ struct PoolCore::State {
     ::signal(SIGINT, SIG_IGN);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != owner) ::_exit(1);
-    std::string record, result;
+    std::string result;
     if (initializer) {
       try {
         initializer();
@@ -173,8 +203,18 @@ struct PoolCore::State {
       }
     }
     int done = 0;
+    std::string_view record;
+    // A task's time runs from when the worker could start it (it took it from
+    // an empty queue, or finished the one before) to when it is done: one
+    // clock read per task while the worker is busy.
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point finished = Clock::now();
+    // A task is read where it lies in the queue, and removed once run, as
+    // the next one is taken.
+    tasks->peek(record, Deadline::never());
+    bool idle = true;  // the worker waited for this task
     for (;;) {
-      tasks->get(record, Deadline::never());
+      Clock::time_point began = idle ? Clock::now() : finished;
       TaskRecord task = decode_task(record);
       if (task.seq == 0) ::_exit(0);
       slots[slot].started.store(task.seq, std::memory_order_release);
@@ -184,8 +224,13 @@ struct PoolCore::State {
       } catch (...) {
         describe_current_exception(result, ResultKind::failed, slot, generation, task.seq);
       }
+      finished = Clock::now();
+      stamp_run_time(result, static_cast<std::uint64_t>(
+                                 std::chrono::nanoseconds(finished - began).count()));
       results.put(result, Deadline::never());
       if (maxtasks && ++done >= *maxtasks) ::_exit(0);
+      idle = tasks->qsize() <= 1;  // nothing queued behind this task
+      tasks->pop_and_peek(record, Deadline::never());
     }
   }
 
@@ -194,7 +239,7 @@ struct PoolCore::State {
   // when the pool's process dies. Never called with the mutex held: a lock
   // held across fork would stay locked in the child.
   void spawn(std::uint32_t slot) {
-    auto tasks = std::make_shared<QueueCore>(0, "Pool task queue");
+    auto tasks = std::make_shared<QueueCore>(0, "Pool task queue", false);
     std::uint64_t generation;
     std::string name;
     {
@@ -215,27 +260,32 @@ struct PoolCore::State {
     worker.alive = true;
     worker.watched = true;
     worker.budget = maxtasks ? *maxtasks : -1;
+    worker.run_ns = 0;
+    worker.window = min_window;
+    worker.topping_up = true;
     worker.in_flight.clear();
     // join() may have sent its stop messages while this worker was forking.
     if (draining) put_stop(*worker.tasks);
     poke_watcher();
   }
 
-  // Hands pending tasks to workers with room: idle workers first.
+  // Hands pending tasks to workers with room, each to the least loaded one:
+  // idle workers first.
   void pump() {
-    for (std::size_t fill = 1; fill <= worker_window && !pending.empty(); ++fill) {
+    while (!pending.empty()) {
+      Worker* target = nullptr;
       for (Worker& worker : workers) {
-        if (pending.empty()) return;
-        if (!worker.alive || worker.in_flight.size() >= fill || worker.budget == 0) continue;
-        Pending next = std::move(pending.front());
-        pending.pop_front();
-        std::uint64_t seq = next_seq++;
-        encode_task(task_record, seq, reinterpret_cast<std::uintptr_t>(next.task.runner),
-                    next.task.payload);
-        worker.tasks->put(task_record, Deadline::never());
-        worker.in_flight.push_back(InFlight{seq, next.job, std::move(next.task)});
-        if (worker.budget > 0) --worker.budget;
+        if (!worker.wants_tasks()) continue;
+        if (!target || worker.in_flight.size() < target->in_flight.size()) target = &worker;
       }
+      if (!target) return;
+      Pending next = std::move(pending.front());
+      pending.pop_front();
+      std::uint64_t seq = next_seq++;
+      seal_task(next.task.record, seq, reinterpret_cast<std::uintptr_t>(next.task.runner));
+      target->tasks->put(next.task.record, Deadline::never());
+      target->in_flight.push_back(InFlight{seq, next.job, std::move(next.task)});
+      if (target->budget > 0) --target->budget;
     }
   }
 
@@ -270,6 +320,7 @@ struct PoolCore::State {
         error = remote_error(std::string(message.type_name), std::string(message.payload));
       deliveries.push_back(Delivery{it->job, job->second.job, it->task.index, error});
       worker.in_flight.erase(it);
+      worker.learn_run_time(message.run_ns);
       if (phase != Phase::terminated) pump();
     }
     deliver(deliveries, message.payload);
@@ -350,9 +401,11 @@ struct PoolCore::State {
       changed.notify_all();
       if (spawn_error) return;
     }
-    std::string record;
+    // Each message is read where it lies in the queue (the result thread is
+    // its only reader), and removed once handled, as the next one is taken.
+    std::string_view record;
+    results.peek(record, Deadline::never());
     for (;;) {
-      results.get(record, Deadline::never());
       ResultRecord message = decode_result(record);
       switch (message.kind) {
         case ResultKind::succeeded:
@@ -368,6 +421,7 @@ struct PoolCore::State {
         case ResultKind::stop:
           return;
       }
+      results.pop_and_peek(record, Deadline::never());
     }
   }
 
@@ -475,12 +529,14 @@ std::uint64_t PoolCore::submit(std::shared_ptr<Job> job, std::vector<PoolTask> t
   return id;
 }
 
-void PoolCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed) {
+void PoolCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed,
+                         const char* method) {
   State& s = *state_;
   std::lock_guard lock(s.mutex);
   auto it = s.jobs.find(job);
   if (it == s.jobs.end() || s.joined || s.phase == Phase::terminated)
-    throw ValueError("Pool.imap: the pool was joined or terminated before the input was consumed");
+    throw ValueError(std::string(method) +
+                     ": the pool was joined or terminated before the input was all submitted");
   it->second.outstanding += tasks.size();
   it->second.sealed = sealed;
   for (PoolTask& task : tasks) s.pending.push_back(Pending{job, std::move(task)});

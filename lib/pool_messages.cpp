@@ -38,12 +38,12 @@ class Reader {
 
 }  // namespace
 
-void encode_task(std::string& out, std::uint64_t seq, std::uintptr_t runner,
-                 std::string_view payload) {
-  out.clear();
-  append(out, seq);
-  append(out, static_cast<std::uint64_t>(runner));
-  out.append(payload);
+void begin_task(std::string& out) { out.assign(task_header_size, '\0'); }
+
+void seal_task(std::string& record, std::uint64_t seq, std::uintptr_t runner) {
+  auto address = static_cast<std::uint64_t>(runner);
+  std::memcpy(record.data(), &seq, sizeof seq);
+  std::memcpy(record.data() + sizeof seq, &address, sizeof address);
 }
 
 TaskRecord decode_task(std::string_view record) {
@@ -62,8 +62,15 @@ void begin_result(std::string& out, ResultKind kind, std::uint32_t worker,
   append(out, worker);
   append(out, generation);
   append(out, seq);
+  append(out, std::uint64_t{0});  // the run time, stamped once known
   append(out, static_cast<std::uint32_t>(type_name.size()));
   out.append(type_name);
+}
+
+void stamp_run_time(std::string& result, std::uint64_t run_ns) {
+  constexpr std::size_t offset =
+      sizeof(std::uint8_t) + sizeof(std::uint32_t) + 2 * sizeof(std::uint64_t);
+  std::memcpy(result.data() + offset, &run_ns, sizeof run_ns);
 }
 
 ResultRecord decode_result(std::string_view record) {
@@ -76,6 +83,7 @@ ResultRecord decode_result(std::string_view record) {
   result.worker = reader.take<std::uint32_t>();
   result.generation = reader.take<std::uint64_t>();
   result.seq = reader.take<std::uint64_t>();
+  result.run_ns = reader.take<std::uint64_t>();
   result.type_name = reader.take_bytes(reader.take<std::uint32_t>());
   result.payload = reader.rest();
   return result;

@@ -252,8 +252,10 @@ std::uint32_t allocate_run(QueueShared* q, std::uint32_t run) {
 
 }  // namespace
 
-QueueCore::QueueCore(std::size_t maxsize, std::string_view object)
-    : mapped_size_(header_size + std::uint64_t{slot_count} * chunk_size), object_(object) {
+QueueCore::QueueCore(std::size_t maxsize, std::string_view object, bool spin)
+    : mapped_size_(header_size + std::uint64_t{slot_count} * chunk_size),
+      object_(object),
+      spin_(spin) {
   // A memfd has no name in /dev/shm and dies with the last mapping, kill -9
   // included. Its size is sparse: pages are charged only when touched.
   int fd = static_cast<int>(check("memfd_create", [] {
@@ -335,9 +337,12 @@ bool QueueCore::put(std::string_view record, const Deadline& deadline) {
   return true;
 }
 
-bool QueueCore::get(std::string& out, const Deadline& deadline) {
-  QueueShared* q = shared_;
-  Guard guard(q, object_);
+namespace {
+
+// Waits, with the lock held by `guard`, until a record is at the head of the
+// queue; false if none came before the deadline.
+bool wait_for_record(QueueShared* q, Guard& guard, const Deadline& deadline, bool spin,
+                     const std::string& object) {
   for (;;) {
     // Skip chunks left empty by a producer that died while adding one.
     while (q->head != no_slot && q->head != q->tail &&
@@ -347,23 +352,34 @@ bool QueueCore::get(std::string& out, const Deadline& deadline) {
       q->read_offset = 0;
       free_run(q, done);
     }
-    if (q->count.load(std::memory_order_relaxed) > 0) break;
-    // Brief spin outside the lock: a record often arrives within microseconds.
-    guard.unlock();
-    for (int spin = 0; spin < 200 && q->count.load(std::memory_order_acquire) == 0; ++spin) cpu_relax();
-    guard.lock(object_);
-    if (q->count.load(std::memory_order_relaxed) > 0) continue;
+    if (q->count.load(std::memory_order_relaxed) > 0) return true;
+    if (spin) {
+      // Brief spin outside the lock: a record often arrives within microseconds.
+      guard.unlock();
+      for (int turn = 0; turn < 200 && q->count.load(std::memory_order_acquire) == 0; ++turn)
+        cpu_relax();
+      guard.lock(object);
+      if (q->count.load(std::memory_order_relaxed) > 0) continue;
+    }
     std::uint32_t seen = q->not_empty.prepare_wait();
     guard.unlock();
     bool woken = q->not_empty.wait(seen, deadline);
-    guard.lock(object_);
+    guard.lock(object);
     if (!woken && q->count.load(std::memory_order_relaxed) == 0) return false;
   }
-  std::uint32_t slot = q->head;
-  const char* at = chunk_base(q, slot) + q->read_offset;
+}
+
+std::string_view head_record(QueueShared* q) {
+  const char* at = chunk_base(q, q->head) + q->read_offset;
   std::uint64_t length;
   std::memcpy(&length, at, sizeof length);
-  out.assign(at + record_header, length);
+  return {at + record_header, length};
+}
+
+// Removes the head record, of `length` bytes, with the lock held. Returns
+// whether a producer waiting for room must be woken once it is released.
+bool remove_head(QueueShared* q, std::uint64_t length) {
+  std::uint32_t slot = q->head;
   q->read_offset += record_header + length;  // the commit
   q->count.fetch_sub(1, std::memory_order_release);
   if (q->read_offset >= q->slots[slot].fill) {
@@ -382,9 +398,41 @@ bool QueueCore::get(std::string& out, const Deadline& deadline) {
       free_run(q, slot);
     }
   }
-  bool wake = q->maxsize != 0 && q->not_full.signal();
+  return q->maxsize != 0 && q->not_full.signal();
+}
+
+}  // namespace
+
+bool QueueCore::get(std::string& out, const Deadline& deadline) {
+  QueueShared* q = shared_;
+  Guard guard(q, object_);
+  if (!wait_for_record(q, guard, deadline, spin_, object_)) return false;
+  std::string_view record = head_record(q);
+  out.assign(record);
+  bool wake = remove_head(q, record.size());
   guard.unlock();
   if (wake) q->not_full.wake_all();
+  return true;
+}
+
+bool QueueCore::peek(std::string_view& out, const Deadline& deadline) {
+  QueueShared* q = shared_;
+  Guard guard(q, object_);
+  if (!wait_for_record(q, guard, deadline, spin_, object_)) return false;
+  out = head_record(q);
+  return true;
+}
+
+bool QueueCore::pop_and_peek(std::string_view& out, const Deadline& deadline) {
+  QueueShared* q = shared_;
+  Guard guard(q, object_);
+  if (remove_head(q, head_record(q).size())) {
+    guard.unlock();
+    q->not_full.wake_all();
+    guard.lock(object_);
+  }
+  if (!wait_for_record(q, guard, deadline, spin_, object_)) return false;
+  out = head_record(q);
   return true;
 }
 

@@ -78,11 +78,24 @@ class AsyncResult {
   bool successful() const { return state_->successful(); }
 
  private:
+  friend class Pool;
+
   R take() {
     if constexpr (std::is_void_v<R>) {
       state_->value();
     } else {
       return state_->value();
+    }
+  }
+  // apply(), map() and starmap() hold the only handle to their result and
+  // read it once, so they take the value instead of copying it (a map's
+  // vector can be large).
+  R get_once() {
+    wait();
+    if constexpr (std::is_void_v<R>) {
+      state_->value();
+    } else {
+      return std::move(state_->value());
     }
   }
   std::shared_ptr<detail::ResultState<Stored>> state_;
@@ -109,7 +122,8 @@ class IMapIterator {
       : core_(std::move(core)),
         stream_(std::make_shared<detail::StreamJob<R>>(ordered)),
         feed_(std::move(feed)),
-        window_(4 * static_cast<std::size_t>(core_->processes())) {
+        window_(4 * static_cast<std::size_t>(core_->processes())),
+        method_(method) {
     std::vector<detail::PoolTask> tasks;
     input_done_ = !feed_(tasks, window_);
     submitted_ = tasks.size();
@@ -166,13 +180,14 @@ class IMapIterator {
     std::vector<detail::PoolTask> tasks;
     input_done_ = !feed_(tasks, window_ - (submitted_ - taken_));
     submitted_ += tasks.size();
-    core_->add_tasks(job_, std::move(tasks), input_done_);
+    core_->add_tasks(job_, std::move(tasks), input_done_, method_);
   }
 
   std::shared_ptr<detail::PoolCore> core_;
   std::shared_ptr<detail::StreamJob<R>> stream_;
   Feed feed_;
   std::size_t window_;
+  const char* method_;
   std::uint64_t job_ = 0;
   bool input_done_ = false;
   std::size_t submitted_ = 0;
@@ -207,8 +222,10 @@ PoolTask make_task(std::uint64_t index, Runner runner, Encode&& encode) {
   try {
     return PoolTask{index, runner, encode()};
   } catch (const std::exception& e) {
-    return PoolTask{index, &raise_serialization_error,
-                    std::string("Pool: cannot serialize the task: ") + e.what()};
+    std::string record;
+    begin_task(record);
+    record.append("Pool: cannot serialize the task: ").append(e.what());
+    return PoolTask{index, &raise_serialization_error, std::move(record)};
   }
 }
 
@@ -262,7 +279,7 @@ class Pool {
 
   template <detail::PlainCallable F, class... Args>
   auto apply(F f, Args&&... args) {
-    return apply_async(std::move(f), std::forward<Args>(args)...).get();
+    return apply_async(std::move(f), std::forward<Args>(args)...).get_once();
   }
 
   template <detail::PlainCallable F, class... Args>
@@ -288,7 +305,7 @@ class Pool {
 
   template <detail::PlainCallable F, class Range>
   auto map(F f, Range&& inputs, std::size_t chunksize = 0) {
-    return map_async(std::move(f), std::forward<Range>(inputs), chunksize).get();
+    return map_async(std::move(f), std::forward<Range>(inputs), chunksize).get_once();
   }
   template <detail::PlainCallable F, class Range>
   auto map_async(F f, Range&& inputs, std::size_t chunksize = 0) {
@@ -302,7 +319,7 @@ class Pool {
 
   template <detail::PlainCallable F, class Range>
   auto starmap(F f, Range&& tuples, std::size_t chunksize = 0) {
-    return starmap_async(std::move(f), std::forward<Range>(tuples), chunksize).get();
+    return starmap_async(std::move(f), std::forward<Range>(tuples), chunksize).get_once();
   }
   template <detail::PlainCallable F, class Range>
   auto starmap_async(F f, Range&& tuples, std::size_t chunksize = 0) {
@@ -338,23 +355,46 @@ class Pool {
     detail::check_pool_callable<F>();
     using Item = detail::range_item_t<Range>;
     using Value = detail::chunk_result_t<F, Item, Spread>;
-    std::vector<Item> items(std::ranges::begin(inputs), std::ranges::end(inputs));
-    if (chunksize == 0) chunksize = detail::default_chunksize(items.size(), processes());
-    auto state = std::make_shared<detail::ResultState<std::vector<Value>>>();
-    auto job = std::make_shared<detail::MapJob<Value>>(
-        state, detail::to_callback_set<std::vector<Value>>(std::move(callbacks)), items.size(),
-        chunksize);
-    std::vector<detail::PoolTask> tasks;
-    for (std::size_t first = 0, chunk = 0; first < items.size(); first += chunksize, ++chunk) {
-      std::size_t last = std::min(items.size(), first + chunksize);
-      tasks.push_back(detail::make_task(chunk, &detail::run_chunk<F, Item, Spread>, [&] {
-        return detail::encode_chunk(
-            f, std::vector<Item>(items.begin() + static_cast<std::ptrdiff_t>(first),
-                                 items.begin() + static_cast<std::ptrdiff_t>(last)));
-      }));
+    // Chunks are encoded straight from a sized random-access range; any other
+    // range is copied first, to count it.
+    auto submit_all = [&](auto& all) {
+      const std::size_t size = std::ranges::size(all);
+      if (chunksize == 0) chunksize = detail::default_chunksize(size, processes());
+      auto state = std::make_shared<detail::ResultState<std::vector<Value>>>();
+      auto job = std::make_shared<detail::MapJob<Value>>(
+          state, detail::to_callback_set<std::vector<Value>>(std::move(callbacks)), size,
+          chunksize);
+      // Chunks go to the workers in batches as they are encoded, so that the
+      // workers start on the first ones while the rest are being encoded.
+      std::vector<detail::PoolTask> tasks;
+      std::size_t batch_bytes = 0;
+      std::optional<std::uint64_t> id;
+      auto send = [&](bool sealed) {
+        if (!id)
+          id = core_->submit(job, std::move(tasks), sealed, method);
+        else
+          core_->add_tasks(*id, std::move(tasks), sealed, method);
+        tasks.clear();
+        batch_bytes = 0;
+      };
+      for (std::size_t first = 0, chunk = 0; first < size; first += chunksize, ++chunk) {
+        std::size_t count = std::min(size - first, chunksize);
+        tasks.push_back(detail::make_task(chunk, &detail::run_chunk<F, Item, Spread>, [&] {
+          return detail::encode_chunk<Item>(
+              f, std::ranges::begin(all) + static_cast<std::ptrdiff_t>(first), count);
+        }));
+        batch_bytes += tasks.back().record.size();
+        if (batch_bytes >= detail::submit_batch_bytes && first + count < size) send(false);
+      }
+      send(true);
+      return AsyncResult<std::vector<Value>>(std::move(state));
+    };
+    if constexpr (std::ranges::random_access_range<Range> && std::ranges::sized_range<Range>) {
+      return submit_all(inputs);
+    } else {
+      std::vector<Item> items(std::ranges::begin(inputs), std::ranges::end(inputs));
+      return submit_all(items);
     }
-    core_->submit(std::move(job), std::move(tasks), true, method);
-    return AsyncResult<std::vector<Value>>(std::move(state));
   }
 
   template <class F, class Range>
@@ -381,9 +421,9 @@ class Pool {
         std::vector<Item> items;
         for (; items.size() < chunksize && input->cursor != end; ++input->cursor)
           items.emplace_back(*input->cursor);
-        tasks.push_back(detail::make_task(input->next_chunk++,
-                                          &detail::run_chunk<F, Item, false>,
-                                          [&] { return detail::encode_chunk(f, items); }));
+        tasks.push_back(detail::make_task(
+            input->next_chunk++, &detail::run_chunk<F, Item, false>,
+            [&] { return detail::encode_chunk<Item>(f, items.begin(), items.size()); }));
       }
       return input->cursor != end;
     };

@@ -16,10 +16,13 @@
 
 namespace mp::detail {
 
+// A map sends its tasks to the workers in batches of about this many bytes.
+inline constexpr std::size_t submit_batch_bytes = 64 << 10;
+
 struct PoolTask {
   std::uint64_t index;  // the chunk's position in its job
   Runner runner;
-  std::string payload;
+  std::string record;  // the task record, its header left to be sealed when it is sent
 };
 
 class PoolCore {
@@ -37,9 +40,10 @@ class PoolCore {
   // Throws ValueError naming `method` unless the pool is running.
   std::uint64_t submit(std::shared_ptr<Job> job, std::vector<PoolTask> tasks, bool sealed,
                        const char* method);
-  // More tasks for a job that is not sealed yet (imap's lazy input). After
-  // close() this is still allowed: the job was accepted while running.
-  void add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed);
+  // More tasks for a job that is not sealed yet (imap's lazy input, a map's
+  // later batches). After close() this is still allowed: the job was accepted
+  // while running. Throws ValueError naming `method` after join() or terminate().
+  void add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed, const char* method);
 
   void close();
   void terminate();

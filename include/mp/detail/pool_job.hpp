@@ -168,7 +168,7 @@ class MapJob final : public Job {
          std::size_t items, std::size_t chunksize)
       : state_(std::move(state)),
         callbacks_(std::move(callbacks)),
-        values_(items),
+        items_(items),
         chunksize_(chunksize),
         chunks_left_(chunksize == 0 ? 0 : (items + chunksize - 1) / chunksize) {
     if (chunks_left_ == 0) finish();
@@ -176,11 +176,14 @@ class MapJob final : public Job {
 
   void task_succeeded(std::uint64_t chunk, std::string_view payload) override {
     try {
-      auto values = loads<Vector>(payload, "Pool.map: chunk result");
+      // Made here, in the result thread, when the first chunk is in: the
+      // submitting thread is meanwhile busy encoding and sending chunks.
+      if (values_.size() != items_) values_.resize(items_);
       std::size_t first = chunk * chunksize_;
-      if (first + values.size() > values_.size())
-        throw SerializationError("Pool.map: a chunk returned more results than it had items");
-      std::move(values.begin(), values.end(), values_.begin() + static_cast<std::ptrdiff_t>(first));
+      if (first > values_.size())
+        throw SerializationError("Pool.map: a result for a chunk that does not exist");
+      load_chunk_results<Stored>(payload, values_.begin() + static_cast<std::ptrdiff_t>(first),
+                                 values_.size() - first, "Pool.map: chunk result");
     } catch (...) {
       task_failed(chunk, std::current_exception());
       return;
@@ -209,6 +212,7 @@ class MapJob final : public Job {
   std::shared_ptr<ResultState<Vector>> state_;
   CallbackSet<std::vector<Stored>> callbacks_;
   Vector values_;
+  std::size_t items_;
   std::size_t chunksize_;
   std::size_t chunks_left_;
   std::exception_ptr error_;

@@ -14,7 +14,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
+#include <iterator>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "mp/detail/archive.hpp"
+#include "mp/detail/pool_messages.hpp"
 
 namespace mp::detail {
 
@@ -128,13 +132,35 @@ void run_apply(std::string_view payload, std::string& result) {
   save_result(result, invoke_stored(f, args));
 }
 
+// apply's task record.
 template <class F, class... Args>
 std::string encode_apply(const F& f, const std::tuple<Args...>& args) {
-  std::string payload;
-  OutputArchive archive(payload);
+  std::string record;
+  begin_task(record);
+  OutputArchive archive(record);
   save_callable(archive, f);
   archive(args);
-  return payload;
+  return record;
+}
+
+// Items of a chunk and its results travel exactly as cereal writes a
+// std::vector of them (a count, then the elements), but are encoded and
+// decoded one by one, straight from the caller's range and straight into the
+// map's result vector, without an intermediate vector on either side. Numbers
+// (not bool, whose bytes must be checked) are raw bytes in that format, so
+// they are copied as a block.
+template <class T>
+inline constexpr bool is_raw_v = std::is_arithmetic_v<T> && !std::is_same_v<T, bool>;
+
+// The bytes after what `archive` has read of `payload`.
+inline std::string_view rest_of(std::string_view payload, const InputArchive& archive) {
+  return payload.substr(payload.size() - archive.remaining());
+}
+
+inline std::size_t load_count(InputArchive& archive) {
+  cereal::size_type count = 0;
+  archive(cereal::make_size_tag(count));  // the bounded archive checks it
+  return static_cast<std::size_t>(count);
 }
 
 // A chunk of map/starmap: payload = callable, vector<Item>; result =
@@ -143,7 +169,7 @@ template <class F, class Item, bool Spread>
 void run_chunk(std::string_view payload, std::string& result) {
   InputArchive archive(payload);
   F f = load_callable<F>(archive);
-  auto items = load_payload_part<std::vector<Item>>(archive);
+  const std::size_t count = load_count(archive);
   auto call = [&f](Item& item) {
     if constexpr (Spread) {
       return invoke_stored(f, item);
@@ -152,20 +178,103 @@ void run_chunk(std::string_view payload, std::string& result) {
       return invoke_stored(f, one);
     }
   };
-  using Value = decltype(call(items.front()));
-  std::vector<Value> values;
-  values.reserve(items.size());
-  for (Item& item : items) values.push_back(call(item));
-  save_result(result, values);
+  using Value = decltype(call(std::declval<Item&>()));
+  const char* raw_items = nullptr;
+  if constexpr (is_raw_v<Item>) {
+    std::string_view rest = rest_of(payload, archive);
+    if (rest.size() != count * sizeof(Item))
+      throw SerializationError("Pool worker: a chunk of " + std::to_string(count) + " " +
+                               type_name<Item>() + " has " + std::to_string(rest.size()) +
+                               " bytes");
+    raw_items = rest.data();
+  }
+  auto next_item = [&](std::size_t i) {
+    Item item{};
+    if constexpr (is_raw_v<Item>)
+      std::memcpy(&item, raw_items + i * sizeof(Item), sizeof(Item));
+    else
+      archive(item);
+    return item;
+  };
+  if constexpr (is_raw_v<Value>) {
+    cereal::size_type size = count;
+    const std::size_t start = result.size();
+    result.resize(start + sizeof size + count * sizeof(Value));
+    char* out = result.data() + start;
+    std::memcpy(out, &size, sizeof size);
+    out += sizeof size;
+    for (std::size_t i = 0; i < count; ++i, out += sizeof(Value)) {
+      Item item = next_item(i);
+      Value value = call(item);
+      std::memcpy(out, &value, sizeof(Value));
+    }
+  } else {
+    OutputArchive out(result);
+    out(cereal::make_size_tag(static_cast<cereal::size_type>(count)));
+    for (std::size_t i = 0; i < count; ++i) {
+      Item item = next_item(i);
+      auto value = call(item);  // what the user's code throws goes out as it is
+      try {
+        out(value);
+      } catch (const std::exception& e) {
+        throw SerializationError("Pool worker: result: cannot serialize " +
+                                 type_name<std::vector<Value>>() + ": " + e.what());
+      }
+    }
+  }
 }
 
-template <class F, class Item>
-std::string encode_chunk(const F& f, const std::vector<Item>& items) {
-  std::string payload;
-  OutputArchive archive(payload);
+// A chunk's task record: `count` items of `first`, an iterator of a range of Item.
+template <class Item, class F, class It>
+std::string encode_chunk(const F& f, It first, std::size_t count) {
+  std::string record;
+  begin_task(record);
+  OutputArchive archive(record);
   save_callable(archive, f);
-  archive(items);
-  return payload;
+  archive(cereal::make_size_tag(static_cast<cereal::size_type>(count)));
+  if constexpr (is_raw_v<Item> && std::contiguous_iterator<It> &&
+                std::is_same_v<std::iter_value_t<It>, Item>) {
+    record.append(reinterpret_cast<const char*>(std::to_address(first)), count * sizeof(Item));
+  } else {
+    for (std::size_t i = 0; i < count; ++i, ++first) {
+      const Item& item = *first;
+      archive(item);
+    }
+  }
+  return record;
+}
+
+// Decodes a chunk's results (a vector<Value> as cereal writes it) into `out`,
+// which has room for `room` values. Throws SerializationError naming `object`
+// if they are malformed or too many.
+template <class Value, class Out>
+void load_chunk_results(std::string_view payload, Out out, std::size_t room,
+                               std::string_view object) {
+  try {
+    InputArchive archive(payload);
+    const std::size_t count = load_count(archive);
+    if (count > room)
+      throw SerializationError(std::to_string(count) + " results for " + std::to_string(room) +
+                               " items");
+    if constexpr (is_raw_v<Value>) {
+      std::string_view rest = rest_of(payload, archive);
+      if (rest.size() != count * sizeof(Value))
+        throw SerializationError(std::to_string(rest.size()) + " bytes for " +
+                                 std::to_string(count) + " values");
+      std::memcpy(std::to_address(out), rest.data(), rest.size());
+    } else {
+      for (std::size_t i = 0; i < count; ++i, ++out) {
+        Value value{};
+        archive(value);
+        *out = std::move(value);
+      }
+      if (archive.remaining() != 0)
+        throw SerializationError(std::to_string(archive.remaining()) + " bytes left over");
+    }
+  } catch (const std::exception& e) {
+    throw SerializationError(std::string(object) + ": cannot deserialize " +
+                             type_name<std::vector<Value>>() + ": " + e.what());
+  }
 }
 
 }  // namespace mp::detail

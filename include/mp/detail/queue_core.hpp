@@ -18,8 +18,11 @@ struct QueueShared;
 class QueueCore {
  public:
   // maxsize counts records; 0 is unbounded. Creates the shared memory now:
-  // create queues before forking the processes that use them.
-  QueueCore(std::size_t maxsize, std::string_view object);
+  // create queues before forking the processes that use them. `spin`: a
+  // reader spins briefly before it sleeps, for a record about to arrive. The
+  // Pool turns it off: its threads and workers often outnumber the cores, and
+  // a spinning reader takes the CPU its record has to come from.
+  QueueCore(std::size_t maxsize, std::string_view object, bool spin = true);
   ~QueueCore();
   QueueCore(const QueueCore&) = delete;
   QueueCore& operator=(const QueueCore&) = delete;
@@ -30,6 +33,16 @@ class QueueCore {
   // Moves the oldest record into `out` (its capacity is reused); false if
   // none came before the deadline.
   bool get(std::string& out, const Deadline& deadline);
+  // For a queue with one consumer (thread or process): waits for the oldest
+  // record like get(), but leaves it where it is and returns a view of it,
+  // valid until pop_and_peek() removes it. Only the consumer frees or reuses
+  // the memory of a record, so it stays put meanwhile, and a large record is
+  // read without being copied. If the consumer dies before removing it, the
+  // record stays at the head.
+  bool peek(std::string_view& out, const Deadline& deadline);
+  // Removes the record the last peek() or pop_and_peek() returned, then
+  // peeks at the next one, under one lock.
+  bool pop_and_peek(std::string_view& out, const Deadline& deadline);
 
   std::size_t qsize() const noexcept;
   std::size_t maxsize() const noexcept;
@@ -49,6 +62,7 @@ class QueueCore {
   QueueShared* shared_;
   std::size_t mapped_size_;
   std::string object_;
+  bool spin_;
 };
 
 }  // namespace mp::detail
