@@ -18,6 +18,12 @@
 
 #include "mp/process.hpp"
 
+// Never destroyed, like handles a program forgets; reachable from these
+// globals (external linkage, so the stores are kept), so that LeakSanitizer
+// in the ASan build does not count them as leaks.
+mp::Process* leaked_daemon = nullptr;
+mp::Process* leaked_worker = nullptr;
+
 namespace {
 
 struct StaticWitness {
@@ -44,11 +50,6 @@ int atexit_not_inherited() {
   std::printf("child exit %d\n", child.exitcode().value_or(-100));
   return 0;
 }
-
-// Never destroyed, like handles a program forgets; reachable from here, so
-// that LeakSanitizer (in the ASan build) does not count them as leaks.
-mp::Process* leaked_daemon = nullptr;
-mp::Process* leaked_worker = nullptr;
 
 int leak() {
   auto* daemon = leaked_daemon = new mp::Process(mp::ProcessOptions{.name = "", .daemon = true}, [] {
