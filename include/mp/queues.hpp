@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "mp/detail/archive.hpp"
 #include "mp/detail/deadline.hpp"
@@ -76,26 +77,50 @@ class Queue {
     bool closed = false;
   };
 
-  void require_open(const char* method) const {
+  // `method` is a string_view so that a literal's length is known where it is
+  // passed, not counted on every call.
+  void require_open(std::string_view method) const {
     if (state_->closed) throw ValueError(std::string(method) + ": the queue is closed");
   }
 
-  void put_until(const T& item, const detail::Deadline& deadline, const char* method) {
+  void put_until(const T& item, const detail::Deadline& deadline, std::string_view method) {
     require_open(method);
-    // Serialized here, in the caller's thread, into a buffer that keeps its capacity.
-    thread_local std::string buffer;
-    buffer.clear();
-    detail::dump_into(buffer, item, method);
-    if (!state_->core.put(buffer, deadline))
+    bool stored;
+    if constexpr (detail::has_plain_encoding<T>) {
+      // Copied into the queue from where it lies: no message is built first.
+      detail::PlainEncoding<T> encoding(item);
+      stored = state_->core.put(encoding.head(), encoding.body(), deadline);
+    } else {
+      // Serialized here, in the caller's thread, into a buffer that keeps its capacity.
+      thread_local std::string buffer;
+      buffer.clear();
+      detail::dump_into(buffer, item, method);
+      stored = state_->core.put(buffer, deadline);
+    }
+    if (!stored)
       throw Full(std::string(method) + ": the queue is full (maxsize " +
                  std::to_string(state_->core.maxsize()) + ")");
   }
 
-  T get_until(const detail::Deadline& deadline, const char* method) {
+  T get_until(const detail::Deadline& deadline, std::string_view method) {
     require_open(method);
-    thread_local std::string buffer;
-    if (!state_->core.get(buffer, deadline)) throw Empty(std::string(method) + ": the queue is empty");
-    return detail::loads<T>(buffer, method);
+    if constexpr (std::is_arithmetic_v<T>) {
+      // A number is decoded straight from the queue, under its lock, which
+      // takes no longer than copying it out. Every producer put the same
+      // plain encoding, so the decoding cannot fail.
+      T value{};
+      if (!state_->core.get([&](std::string_view record) { value = detail::loads<T>(record, method); },
+                            deadline))
+        throw Empty(std::string(method) + ": the queue is empty");
+      return value;
+    } else {
+      // Anything else is copied out and decoded once the lock is released:
+      // decoding even a 1 KiB string under it (an allocation and a copy) made
+      // a producer and a consumer on two cores wait for each other longer.
+      thread_local std::string buffer;  // keeps its capacity
+      if (!state_->core.get(buffer, deadline)) throw Empty(std::string(method) + ": the queue is empty");
+      return detail::loads<T>(buffer, method);
+    }
   }
 
   std::shared_ptr<State> state_;

@@ -28,6 +28,7 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <typeinfo>
 
 #include "mp/errors.hpp"
@@ -122,14 +123,57 @@ std::string type_name() {
   return demangle(typeid(T).name());
 }
 
+// Numbers and strings, the commonest items, are encoded and decoded without
+// building cereal's archives, whose hash maps cost more to create and destroy
+// than the item itself (a queue of ints spent a quarter of its time there).
+// The bytes are exactly cereal's (a number's own bytes; a string's 8-byte
+// length, then its characters), so either side may take either path.
+template <class T>
+inline constexpr bool has_plain_encoding = std::is_arithmetic_v<T> || std::is_same_v<T, std::string>;
+
+// The plain encoding of a value where it lies: head() then body(), for a
+// sender that copies them straight to their destination instead of building
+// the message first. Valid while the value is.
+template <class T>
+class PlainEncoding {
+  static_assert(has_plain_encoding<T>);
+
+ public:
+  explicit PlainEncoding(const T& value) : value_(value) {
+    if constexpr (std::is_same_v<T, std::string>) length_ = value.size();
+  }
+  std::string_view head() const noexcept {
+    if constexpr (std::is_same_v<T, std::string>)
+      return {reinterpret_cast<const char*>(&length_), sizeof length_};
+    else
+      return {};
+  }
+  std::string_view body() const noexcept {
+    if constexpr (std::is_same_v<T, std::string>)
+      return value_;
+    else
+      return {reinterpret_cast<const char*>(std::addressof(value_)), sizeof value_};
+  }
+
+ private:
+  const T& value_;
+  cereal::size_type length_ = 0;  // a string's head
+};
+
 // Appends the serialized value to `out`. Throws SerializationError naming
 // `object` if the value's own save code throws; `out` is then restored.
 template <class T>
 void dump_into(std::string& out, const T& value, std::string_view object) {
   const std::size_t mark = out.size();
   try {
-    OutputArchive archive(out);
-    archive(value);
+    if constexpr (has_plain_encoding<T>) {
+      PlainEncoding<T> encoding(value);
+      out.append(encoding.head());
+      out.append(encoding.body());
+    } else {
+      OutputArchive archive(out);
+      archive(value);
+    }
   } catch (const std::exception& e) {
     out.resize(mark);
     throw SerializationError(std::string(object) + ": cannot serialize " + type_name<T>() + ": " +
@@ -150,6 +194,28 @@ template <class T>
 T loads(std::string_view bytes, std::string_view object) {
   T value{};
   try {
+    // The plain decodings take only well-formed bytes; anything else goes the
+    // cereal way, which names what is wrong.
+    if constexpr (std::is_same_v<T, bool>) {
+      if (bytes.size() == 1 && static_cast<unsigned char>(bytes[0]) <= 1) {
+        value = bytes[0] == 1;
+        return value;
+      }
+    } else if constexpr (std::is_arithmetic_v<T>) {
+      if (bytes.size() == sizeof value) {
+        std::memcpy(&value, bytes.data(), sizeof value);
+        return value;
+      }
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      cereal::size_type length;
+      if (bytes.size() >= sizeof length) {
+        std::memcpy(&length, bytes.data(), sizeof length);
+        if (length == bytes.size() - sizeof length) {
+          value.assign(bytes.substr(sizeof length));
+          return value;
+        }
+      }
+    }
     InputArchive archive(bytes);
     archive(value);
     if (archive.remaining() != 0)

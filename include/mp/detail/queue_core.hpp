@@ -3,8 +3,10 @@
 // producers and consumers (processes and threads), crash-safe.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,9 +21,10 @@ class QueueCore {
  public:
   // maxsize counts records; 0 is unbounded. Creates the shared memory now:
   // create queues before forking the processes that use them. `spin`: a
-  // reader spins briefly before it sleeps, for a record about to arrive. The
-  // Pool turns it off: its threads and workers often outnumber the cores, and
-  // a spinning reader takes the CPU its record has to come from.
+  // reader spins briefly before it sleeps, for a record about to arrive, as
+  // long as such spins keep finding one. The Pool turns it off: its threads
+  // and workers often outnumber the cores, and a spinning reader takes the CPU
+  // its record has to come from.
   QueueCore(std::size_t maxsize, std::string_view object, bool spin = true);
   ~QueueCore();
   QueueCore(const QueueCore&) = delete;
@@ -29,10 +32,19 @@ class QueueCore {
 
   // Appends a copy of `record`. Waits for room (bounded queues) until the
   // deadline; false if there was none. Never waits when unbounded.
-  bool put(std::string_view record, const Deadline& deadline);
+  bool put(std::string_view record, const Deadline& deadline) { return put({}, record, deadline); }
+  // Appends one record made of `head`, then `body`: a message in two pieces
+  // is copied into the queue without being joined first.
+  bool put(std::string_view head, std::string_view body, const Deadline& deadline);
   // Moves the oldest record into `out` (its capacity is reused); false if
   // none came before the deadline.
   bool get(std::string& out, const Deadline& deadline);
+  // Passes the oldest record to `take` and removes it, under the queue's
+  // lock, so a record decoded as fast as it is copied needs no copy in
+  // between; anything slower holds up the other producers and consumers. If
+  // `take` throws, the record stays, as get(out) leaves it when `out` cannot
+  // grow. False if none came before the deadline.
+  bool get(const std::function<void(std::string_view)>& take, const Deadline& deadline);
   // For a queue with one consumer (thread or process): waits for the oldest
   // record like get(), but leaves it where it is and returns a view of it,
   // valid until pop_and_peek() removes it. Only the consumer frees or reuses
@@ -63,6 +75,8 @@ class QueueCore {
   std::size_t mapped_size_;
   std::string object_;
   bool spin_;
+  // Waits since a spin last found a record, in this process (queues.cpp).
+  std::atomic<std::uint32_t> fruitless_spins_{0};
 };
 
 }  // namespace mp::detail
