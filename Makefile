@@ -3,6 +3,8 @@
 BUILD ?= build
 MESON_ARGS ?=
 TEST_ARGS ?=
+# Build only these targets (and test without rebuilding the rest); all if empty.
+TARGETS ?=
 
 .PHONY: all deps configure build demo test bench stress fuzz clean
 
@@ -15,13 +17,13 @@ configure: deps
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) $(MESON_ARGS)
 
 build: configure
-	@meson compile -C $(BUILD)
+	@meson compile -C $(BUILD) $(TARGETS)
 
 demo: build
 	@scripts/run-samples.sh $(BUILD)
 
 test: build
-	@status=0; meson test -C $(BUILD) --print-errorlogs $(TEST_ARGS) || status=$$?; \
+	@status=0; meson test -C $(BUILD) --print-errorlogs $(if $(TARGETS),--no-rebuild) $(TEST_ARGS) || status=$$?; \
 	  python3 scripts/doctest-totals.py $(BUILD); exit $$status
 
 # mp beside its peers (Python, Boost, raw system calls), BENCH_ROUNDS rounds
