@@ -48,6 +48,12 @@ class SignalStorm {
       }
     });
     sender_->start();
+    // The storm has begun before the calls under test: a fast call must not
+    // slip through ahead of the first signal.
+    const int seen = signals_seen.load();
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (signals_seen.load() == seen && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);
   }
   ~SignalStorm() {
     sender_->kill();
@@ -96,7 +102,10 @@ TEST_CASE("a storm of SIGUSR1 never makes a blocking call fail or lose data") {
   SUBCASE("Queue put and get, with a slow producer") {
     mp::Queue<int> queue(4);
     mp::Process producer([&] {
-      for (int i = 0; i < 200; ++i) queue.put(i);
+      for (int i = 0; i < 200; ++i) {
+        if (i % 10 == 0) std::this_thread::sleep_for(2ms);  // the consumer blocks in get meanwhile
+        queue.put(i);
+      }
     });
     producer.start();
     for (int i = 0; i < 200; ++i) CHECK(queue.get(30s) == i);
