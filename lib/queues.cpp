@@ -338,8 +338,9 @@ bool QueueCore::put(std::string_view head, std::string_view body, const Deadline
   populate(q, slot, q->slots[slot].fill + needed);
   char* at = chunk_base(q, slot) + q->slots[slot].fill;
   std::memcpy(at, &size, sizeof size);
-  std::memcpy(at + record_header, head.data(), head.size());
-  std::memcpy(at + record_header + head.size(), body.data(), body.size());
+  // An empty view may have no data at all, which memcpy must not be given.
+  if (!head.empty()) std::memcpy(at + record_header, head.data(), head.size());
+  if (!body.empty()) std::memcpy(at + record_header + head.size(), body.data(), body.size());
   q->put_intent = PutIntent{1, slot, q->slots[slot].fill + needed,
                             q->unfinished.load(std::memory_order_relaxed)};
   q->slots[slot].fill += needed;  // the commit
