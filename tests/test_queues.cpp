@@ -227,7 +227,7 @@ TEST_CASE("Queue: items put by a child survive its exit (Python test_fork)") {
   producer.start();
   producer.join(patience);
   CHECK(producer.exitcode() == 0);
-  for (int i = 0; i < 10; ++i) CHECK(queue.get(5s) == "item " + std::to_string(i));
+  for (int i = 0; i < 10; ++i) REQUIRE(queue.get(5s) == "item " + std::to_string(i));
   CHECK_THROWS_AS(queue.get(50ms), mp::Empty);
 }
 
@@ -587,7 +587,7 @@ TEST_CASE("Queue: a consumer SIGKILLed in the middle of get loses at most the it
     CHECK(lost <= 1);
     // What is left is whole; the queue takes new items.
     queue.put(item);
-    for (int i = 0; i <= left; ++i) CHECK(whole(queue.get(5s), item_size));
+    for (int i = 0; i <= left; ++i) REQUIRE(whole(queue.get(5s), item_size));
     CHECK(queue.empty());
   }
   CHECK(torn->load() == 0);
