@@ -306,7 +306,8 @@ TEST_CASE("Queue.get(timeout) on an empty queue waits about the timeout (Python 
   CHECK(waited >= 190ms);  // Python allows 0.1 s; the monotonic clock needs no slack
   CHECK(waited < 3s);
   // A non-blocking get does not wait at all.
-  CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get_nowait(), mp::Empty); }) < 100ms);
+  CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get_nowait(), mp::Empty); }) <
+        100ms * test_support::sanitizer_slowdown);
 }
 
 TEST_CASE("Queue.close: later put and get raise ValueError (Python test_closed_queue)") {
@@ -537,7 +538,8 @@ TEST_CASE("Queue: 50 producers SIGKILLed in the middle of 8 MiB puts: only whole
     mp::detail::QueueCore& core = core_of(queue);
     std::string item;
     for (std::size_t i = 0; i < left; ++i) {
-      CHECK(elapsed_in([&] { CHECK(core.get(item, mp::detail::Deadline::now())); }) < 100ms);
+      CHECK(elapsed_in([&] { CHECK(core.get(item, mp::detail::Deadline::now())); }) <
+            100ms * test_support::sanitizer_slowdown);
       CHECK(whole(mp::detail::loads<std::string>(item, "test"), item_size));
       ++received;
     }
@@ -580,7 +582,8 @@ TEST_CASE("Queue: a consumer SIGKILLed in the middle of get loses at most the it
     consumer.join(patience);
     REQUIRE(consumer.exitcode() == -SIGKILL);
     // The next caller gets the dead taker's lock at once.
-    CHECK(elapsed_in([&] { core_of(queue).join(mp::detail::Deadline::now()); }) < 100ms);
+    CHECK(elapsed_in([&] { core_of(queue).join(mp::detail::Deadline::now()); }) <
+          100ms * test_support::sanitizer_slowdown);
     int left = static_cast<int>(queue.qsize());
     int lost = before - left - taken->load();
     CHECK(lost >= 0);
