@@ -29,19 +29,6 @@
 namespace mp {
 namespace detail {
 
-// As check(), but the object's name ("Process.join(Process-1)") is only built
-// on failure: start and join are hot paths, and building it on every call
-// would allocate each time.
-template <class F>
-auto check_process(std::string_view call, std::string_view method, const std::string& name, F&& fn) {
-  auto result = retry(call, fn);
-  if (result == -1) {
-    int code = errno;
-    throw_os_error(call, code, std::string(method) + "(" + name + ")");
-  }
-  return result;
-}
-
 // A started child, shared between its Process and the registry of live
 // children (active_children, exit-time joining).
 struct Child {
@@ -75,8 +62,9 @@ struct Child {
     int status = 0;
     // Blocking even after a readable sentinel: under a tracer (strace -f) the
     // exited child becomes waitable for us only once the tracer has seen it.
-    pid_t got = check_process("waitpid", "Process", name,
-                              [&] { return ::waitpid(pid, &status, wait == Wait::no ? WNOHANG : 0); });
+    pid_t got = check_described("waitpid",
+                                [&] { return ::waitpid(pid, &status, wait == Wait::no ? WNOHANG : 0); },
+                                [&] { return "Process(" + name + ")"; });
     if (got == 0) return false;
     exitcode_ = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
     return true;
@@ -198,8 +186,9 @@ void join_children_at_exit() {
 }
 
 int open_pidfd(pid_t pid, const std::string& name) {
-  return static_cast<int>(detail::check_process("pidfd_open", "Process", name,
-                                                [&] { return ::syscall(SYS_pidfd_open, pid, 0); }));
+  return static_cast<int>(detail::check_described("pidfd_open",
+                                                  [&] { return ::syscall(SYS_pidfd_open, pid, 0); },
+                                                  [&] { return "Process(" + name + ")"; }));
 }
 
 bool is_null_device(int fd) {
@@ -309,7 +298,8 @@ void Process::start() {
   child->daemon = daemon_;
   const int stdin_replacement = dev_null();
   flush_stdio();  // or what the parent buffered would be printed twice
-  pid_t pid = detail::check_process("fork", "Process.start", name_, [] { return ::fork(); });
+  pid_t pid = detail::check_described("fork", [] { return ::fork(); },
+                                      [&] { return "Process.start(" + name_ + ")"; });
   if (pid == 0) {
     current = child_state.release();  // for good, as the main process's
     ::on_exit(child_exit_handler, nullptr);
@@ -354,8 +344,8 @@ void Process::join_until(detail::Deadline deadline) {
   if (!child_) throw ProcessError("Process.join: can only join a started process (" + name_ + ")");
   if (child_->exitcode()) return;
   pollfd exited{child_->sentinel.get(), POLLIN, 0};
-  int ready = detail::check_process("poll", "Process.join", name_,
-                                    [&] { return ::poll(&exited, 1, deadline.poll_milliseconds()); });
+  int ready = detail::check_described("poll", [&] { return ::poll(&exited, 1, deadline.poll_milliseconds()); },
+                                      [&] { return "Process.join(" + name_ + ")"; });
   if (ready > 0 && child_->reap(Wait::polled)) forget(child_);
 }
 

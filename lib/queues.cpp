@@ -360,9 +360,8 @@ namespace {
 // microseconds in a VM, long enough for the reader to drain a full queue), a
 // spin only burns CPU: on a busy 2-core VM, where producer and consumer took
 // turns, it found a record in under 1% of its spins and made a bounded queue
-// of ints 20% slower. So after a few fruitless
-// spins in a row a reader spins only on every 64th wait, to notice when
-// spinning pays again.
+// of ints 20% slower. So after a few fruitless spins in a row a reader spins
+// only on every 64th wait, to notice when spinning pays again.
 constexpr std::uint32_t fruitless_spins_tolerated = 4;
 constexpr std::uint32_t spin_retry_interval = 64;
 
@@ -446,7 +445,7 @@ bool QueueCore::get(std::string& out, const Deadline& deadline) {
 bool QueueCore::get(const std::function<void(std::string_view)>& take, const Deadline& deadline) {
   QueueShared* q = shared_;
   Guard guard(q, object_);
-  if (!wait_for_record(q, guard, deadline, spin_ ? &fruitless_spins_ : nullptr, object_)) return false;
+  if (!wait_for_record(q, guard, deadline, spin_hint(), object_)) return false;
   std::string_view record = head_record(q);
   take(record);  // if it throws, the record stays where it is
   bool wake = remove_head(q, record.size());
@@ -458,7 +457,7 @@ bool QueueCore::get(const std::function<void(std::string_view)>& take, const Dea
 bool QueueCore::peek(std::string_view& out, const Deadline& deadline) {
   QueueShared* q = shared_;
   Guard guard(q, object_);
-  if (!wait_for_record(q, guard, deadline, spin_ ? &fruitless_spins_ : nullptr, object_)) return false;
+  if (!wait_for_record(q, guard, deadline, spin_hint(), object_)) return false;
   out = head_record(q);
   return true;
 }
@@ -471,7 +470,7 @@ bool QueueCore::pop_and_peek(std::string_view& out, const Deadline& deadline) {
     q->not_full.wake_all();
     guard.lock(object_);
   }
-  if (!wait_for_record(q, guard, deadline, spin_ ? &fruitless_spins_ : nullptr, object_)) return false;
+  if (!wait_for_record(q, guard, deadline, spin_hint(), object_)) return false;
   out = head_record(q);
   return true;
 }

@@ -28,7 +28,6 @@ struct SemaphoreState {
   std::atomic<std::uint32_t> value;
   std::atomic<std::uint32_t> sleepers{0};
   std::uint32_t maximum;
-  bool bounded;
 };
 
 // A notify hands out tokens and bumps the generation; a waiter may take a token
@@ -185,7 +184,6 @@ Semaphore::Semaphore(int value, std::uint32_t maximum, const char* kind) {
   state_ = detail::make_state<detail::SemaphoreState>(kind);
   state_->value.store(static_cast<std::uint32_t>(value));
   state_->maximum = maximum;
-  state_->bounded = maximum != INT_MAX;
 }
 
 BoundedSemaphore::BoundedSemaphore(int value)
@@ -215,7 +213,7 @@ void Semaphore::release() {
   std::uint32_t value = state.value.load(std::memory_order_relaxed);
   do {
     if (value >= state.maximum)
-      throw ValueError(std::string(state.bounded ? "BoundedSemaphore" : "Semaphore") +
+      throw ValueError(std::string(state.maximum != INT_MAX ? "BoundedSemaphore" : "Semaphore") +
                        ".release: semaphore or lock released too many times");
   } while (!state.value.compare_exchange_weak(value, value + 1));
   if (state.sleepers.load() > 0) detail::futex_wake(state.value, 1);

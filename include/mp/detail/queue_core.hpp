@@ -77,6 +77,8 @@ class QueueCore {
   bool spin_;
   // Waits since a spin last found a record, in this process (queues.cpp).
   std::atomic<std::uint32_t> fruitless_spins_{0};
+  // What a waiting reader spins with: null when this queue never spins.
+  std::atomic<std::uint32_t>* spin_hint() noexcept { return spin_ ? &fruitless_spins_ : nullptr; }
 };
 
 }  // namespace mp::detail

@@ -45,6 +45,18 @@ auto check(std::string_view call, F&& fn, std::string_view object = {}) -> declt
   return result;
 }
 
+// As check(), for hot paths whose object name costs an allocation to build
+// ("Process.join(Process-1)"): `describe()` builds it only on failure.
+template <class F, class Describe>
+auto check_described(std::string_view call, F&& fn, Describe&& describe) -> decltype(fn()) {
+  auto result = retry(call, fn);
+  if (result == -1) {
+    int code = errno;  // describe() may allocate and so change errno
+    throw_os_error(call, code, describe());
+  }
+  return result;
+}
+
 // Test hook: the next `count` calls of `call` after `skip` successful ones fail
 // with `code`. Inherited by children forked while armed.
 void inject_fault(std::string_view call, int code, int count = 1, int skip = 0);
