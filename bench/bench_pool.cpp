@@ -5,23 +5,15 @@
 #include <numeric>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "mp/pool.hpp"
 
 namespace {
 
+using bench::ns_per_op;
+
 long square(long x) { return x * x; }
 
-template <class Body>
-double ns_per_op(std::size_t operations, Body&& body) {
-  auto start = std::chrono::steady_clock::now();
-  body();
-  std::chrono::duration<double, std::nano> elapsed = std::chrono::steady_clock::now() - start;
-  return elapsed.count() / static_cast<double>(operations);
-}
-
-void report(const char* workload, double value) {
-  std::printf("RESULT %s mp %.1f ns/op\n", workload, value);
-}
 
 }  // namespace
 
@@ -33,10 +25,10 @@ int main() {
   std::iota(small.begin(), small.end(), 0L);
 
   pool.map(square, small);  // warm the workers and the rings
-  report("pool_map_default", ns_per_op(big.size(), [&] { pool.map(square, big); }));
-  report("pool_map_chunksize1", ns_per_op(small.size(), [&] { pool.map(square, small, 1); }));
+  bench::report("pool_map_default", "mp", ns_per_op(big.size(), [&] { pool.map(square, big); }));
+  bench::report("pool_map_chunksize1", "mp", ns_per_op(small.size(), [&] { pool.map(square, small, 1); }));
   constexpr std::size_t calls = 5'000;
-  report("pool_apply_async_get", ns_per_op(calls, [&] {
+  bench::report("pool_apply_async_get", "mp", ns_per_op(calls, [&] {
     for (std::size_t i = 0; i < calls; ++i) pool.apply_async(square, static_cast<long>(i)).get();
   }));
 }

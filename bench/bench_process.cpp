@@ -8,24 +8,15 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "bench_support.hpp"
 #include "mp/process.hpp"
 
 namespace {
 
+using bench::ns_per_call;
+using bench::report;
+
 constexpr int rounds = 5, operations = 300;
-
-template <class Body>
-double ns_per_op(int count, Body&& body) {
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < count; ++i) body();
-  std::chrono::duration<double, std::nano> elapsed = std::chrono::steady_clock::now() - start;
-  return elapsed.count() / count;
-}
-
-void report(const char* impl, double value) {
-  std::printf("RESULT process_start_join %s %.1f ns/op\n", impl, value);
-  std::fflush(stdout);
-}
 
 void mp_start_join() {
   mp::Process process([] {});
@@ -45,11 +36,11 @@ void raw_start_join() {
 }  // namespace
 
 int main() {
-  ns_per_op(20, mp_start_join);  // warm up: first forks and page faults
-  ns_per_op(20, raw_start_join);
+  ns_per_call(20, mp_start_join);  // warm up: first forks and page faults
+  ns_per_call(20, raw_start_join);
   // Every round's value is printed; bench/run.py takes the median.
   for (int round = 0; round < rounds; ++round) {
-    report("mp", ns_per_op(operations, mp_start_join));
-    report("raw", ns_per_op(operations, raw_start_join));
+    report("process_start_join", "mp", ns_per_call(operations, mp_start_join));
+    report("process_start_join", "raw", ns_per_call(operations, raw_start_join));
   }
 }

@@ -8,10 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "mp/process.hpp"
 #include "mp/queues.hpp"
 
 namespace {
+
+using bench::ns_per_op;
+using bench::report;
 
 namespace bip = boost::interprocess;
 using Clock = std::chrono::steady_clock;
@@ -20,11 +24,6 @@ constexpr const char* boost_queue_name = "mp_bench_queue";
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-void report(const char* workload, const char* impl, double value, const char* unit) {
-  std::printf("RESULT %s %s %.1f %s\n", workload, impl, value, unit);
-  std::fflush(stdout);
 }
 
 // Runs `producers` producer processes and `consumers` consumer processes

@@ -15,27 +15,19 @@
 
 #include <boost/process/system.hpp>
 
+#include "bench_support.hpp"
 #include "mp/subprocess.hpp"
 
 extern char** environ;
 
 namespace {
 
-template <class Body>
-double ns_per_op(int operations, Body&& body) {
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < operations; ++i) body();
-  std::chrono::duration<double, std::nano> elapsed = std::chrono::steady_clock::now() - start;
-  return elapsed.count() / operations;
-}
+using bench::ns_per_call;
+using bench::report;
 
 double median(std::vector<double> values) {
   std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
   return values[values.size() / 2];
-}
-
-void report(const char* workload, const char* impl, double value) {
-  std::printf("RESULT %s %s %.1f ns/op\n", workload, impl, value);
 }
 
 // The raw floor: what any implementation must do at least, with the PATH
@@ -62,11 +54,11 @@ int main() {
   constexpr int rounds = 5, operations = 200;
   std::vector<double> mp_true, raw_true, boost_true, mp_capture;
   for (int round = 0; round < rounds; ++round) {
-    mp_true.push_back(ns_per_op(operations, [] { sp::run({"true"}); }));
-    raw_true.push_back(ns_per_op(operations, [&] { raw_spawn_wait(resolved.c_str(), true_argv); }));
+    mp_true.push_back(ns_per_call(operations, [] { sp::run({"true"}); }));
+    raw_true.push_back(ns_per_call(operations, [&] { raw_spawn_wait(resolved.c_str(), true_argv); }));
     boost_true.push_back(
-        ns_per_op(operations, [&] { boost::process::system(resolved); }));
-    mp_capture.push_back(ns_per_op(operations, [&] { sp::run({"echo", "hello"}, capture); }));
+        ns_per_call(operations, [&] { boost::process::system(resolved); }));
+    mp_capture.push_back(ns_per_call(operations, [&] { sp::run({"echo", "hello"}, capture); }));
   }
   report("run_true", "mp", median(mp_true));
   report("run_true", "raw", median(raw_true));

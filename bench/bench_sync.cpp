@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "bench_support.hpp"
 #include "mp/detail/shared_mapping.hpp"
 #include "mp/process.hpp"
 #include "mp/sharedctypes.hpp"
@@ -14,22 +15,12 @@
 
 namespace {
 
+using bench::ns_per_op;
+using bench::report;
+
 constexpr int rounds = 5;
 constexpr long lock_operations = 2'000'000;
 constexpr long increments_per_process = 100'000;
-
-template <class Body>
-double ns_per_op(long operations, Body&& body) {
-  auto start = std::chrono::steady_clock::now();
-  body();
-  std::chrono::duration<double, std::nano> elapsed = std::chrono::steady_clock::now() - start;
-  return elapsed.count() / static_cast<double>(operations);
-}
-
-void report(const char* workload, const char* impl, double value) {
-  std::printf("RESULT %s %s %.1f ns/op\n", workload, impl, value);
-  std::fflush(stdout);
-}
 
 // A robust, process-shared pthread mutex and a counter beside it, in shared memory.
 struct RobustCounter {
