@@ -161,6 +161,17 @@ class StderrCapture {
   int saved_ = -1;
 };
 
+// Starts `p` with its stderr captured and returns what it wrote, once it has
+// exited with 1, as a child whose target throws must.
+std::string stderr_of_failed(mp::Process& p) {
+  StderrCapture capture;
+  p.start();
+  capture.restore();
+  REQUIRE(joined(p));
+  CHECK(p.exitcode() == 1);
+  return capture.text();
+}
+
 int open_fd_count() {
   int count = 0;
   if (DIR* dir = ::opendir("/proc/self/fd")) {
@@ -847,14 +858,9 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("an uncaught exception prints Process <name>: with its type and what() and gives 1") {
-    StderrCapture capture;
     mp::Process p(mp::ProcessOptions{.name = "Raiser", .daemon = false},
                   [] { throw CustomError("something broke"); });
-    p.start();
-    capture.restore();
-    REQUIRE(joined(p));
-    CHECK(p.exitcode() == 1);
-    std::string err = capture.text();
+    std::string err = stderr_of_failed(p);
     CHECK(contains(err, "Process Raiser:"));
     CHECK(contains(err, "CustomError"));
     CHECK(contains(err, "something broke"));
@@ -862,41 +868,26 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("an uncaught standard exception names its type demangled") {
-    StderrCapture capture;
     mp::Process p(mp::ProcessOptions{.name = "Std", .daemon = false}, [] { throw std::out_of_range("index 7"); });
-    p.start();
-    capture.restore();
-    REQUIRE(joined(p));
-    CHECK(p.exitcode() == 1);
-    std::string err = capture.text();
+    std::string err = stderr_of_failed(p);
     CHECK(contains(err, "Process Std:"));
     CHECK(contains(err, "std::out_of_range"));
     CHECK(contains(err, "index 7"));
   }
 
   TEST_CASE("an uncaught non-std exception also gives 1") {
-    StderrCapture capture;
     mp::Process p(mp::ProcessOptions{.name = "Odd", .daemon = false}, [] { throw 42; });
-    p.start();
-    capture.restore();
-    REQUIRE(joined(p));
-    CHECK(p.exitcode() == 1);
-    CHECK(contains(capture.text(), "Process Odd:"));
+    CHECK(contains(stderr_of_failed(p), "Process Odd:"));
   }
 
   TEST_CASE("a child's output written before an exception comes before the report") {
     Pipe out;
-    StderrCapture capture;
     mp::Process p(mp::ProcessOptions{.name = "Ordered", .daemon = false}, [&] {
       ::dup2(2, 1);  // stdout and stderr into the same pipe
       std::printf("buffered first\n");
       throw std::runtime_error("then this");
     });
-    p.start();
-    capture.restore();
-    REQUIRE(joined(p));
-    CHECK(p.exitcode() == 1);
-    std::string err = capture.text();
+    std::string err = stderr_of_failed(p);
     REQUIRE(contains(err, "buffered first"));
     CHECK(err.find("buffered first") < err.find("Process Ordered:"));
     CHECK(err.find("buffered first\n") == err.rfind("buffered first\n"));
@@ -1106,13 +1097,8 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("test_stderr_flush: a subclass raising reports on stderr and exits 1") {
-    StderrCapture capture;
     Thrower thrower;
-    thrower.start();
-    capture.restore();
-    REQUIRE(joined(thrower));
-    CHECK(thrower.exitcode() == 1);
-    std::string err = capture.text();
+    std::string err = stderr_of_failed(thrower);
     CHECK(contains(err, "Process Thrower:"));
     CHECK(contains(err, "CustomError"));
     CHECK(contains(err, "1/0 # MARKER"));

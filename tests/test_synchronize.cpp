@@ -373,9 +373,12 @@ TEST_CASE("Barrier: a timeout breaks it for everyone until reset") {
   CHECK(with_default.broken());
 }
 
-TEST_CASE("Barrier: abort, reset while waiting, a throwing action, bad parties") {
-  mp::Barrier barrier(2);
-  auto aborted = spawn([&] {
+namespace {
+
+// A party that waits on `barrier` and succeeds when the barrier breaks under
+// it; returns once it is waiting.
+mp::Process spawn_broken_waiter(mp::Barrier& barrier) {
+  auto waiter = spawn([&] {
     try {
       barrier.wait(patience);
     } catch (const mp::BrokenBarrierError&) {
@@ -385,21 +388,20 @@ TEST_CASE("Barrier: abort, reset while waiting, a throwing action, bad parties")
   });
   auto deadline = Clock::now() + patience;
   while (barrier.n_waiting() != 1 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  return waiter;
+}
+
+}  // namespace
+
+TEST_CASE("Barrier: abort, reset while waiting, a throwing action, bad parties") {
+  mp::Barrier barrier(2);
+  auto aborted = spawn_broken_waiter(barrier);
   barrier.abort();
   CHECK(finish(aborted) == 0);
   CHECK(barrier.broken());
   barrier.reset();
 
-  auto reset_out = spawn([&] {
-    try {
-      barrier.wait(patience);
-    } catch (const mp::BrokenBarrierError&) {
-      return true;
-    }
-    return false;
-  });
-  deadline = Clock::now() + patience;
-  while (barrier.n_waiting() != 1 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  auto reset_out = spawn_broken_waiter(barrier);
   barrier.reset();
   CHECK(finish(reset_out) == 0);
   CHECK_FALSE(barrier.broken());
