@@ -1,6 +1,5 @@
 #include "mp/detail/queue_core.hpp"
 
-#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,9 +9,11 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <mutex>
 #include <new>
 
 #include "mp/detail/futex.hpp"
+#include "mp/detail/sync_lock_word.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/errors.hpp"
 
@@ -29,14 +30,22 @@ constexpr std::uint32_t slot_count = 8192;  // 32 GiB of address space, sparse
 constexpr std::uint32_t no_slot = UINT32_MAX;
 constexpr std::uint32_t warm_limit = 4;     // 16 MiB kept warm per queue
 constexpr std::uint64_t record_header = sizeof(std::uint64_t);
+// A record header with this length says "the next record is in the next
+// chunk": consumers never read the producers' fill offset, so that a put
+// writes nothing a get reads but the record and the put count.
+constexpr std::uint64_t next_chunk_marker = UINT64_MAX;
 
 // The run of a slot inside a multi-chunk run, after its first.
 constexpr std::uint32_t inside_run = UINT32_MAX;
 
+// An empty queue whose head chunk was consumed past this offset starts over
+// at offset 0, so that a producer and a consumer that keep pace write and
+// read the same few cache-warm pages instead of walking 4 MiB chunks.
+constexpr std::uint64_t restart_offset = 64 << 10;
+
 // No initializers: the memfd starts zero-filled, which is "free, no next", so
 // creating a queue touches none of the 8192 entries.
 struct Slot {
-  std::uint64_t fill;       // bytes of committed records
   std::uint32_t link;       // the next slot + 1; 0: none
   std::uint32_t run;        // slots in this chunk's run; 0 while free; inside_run after the first
   std::uint64_t populated;  // bytes of the run whose pages exist
@@ -44,7 +53,7 @@ struct Slot {
 };
 
 Slot make_slot(std::uint32_t next, std::uint32_t run, std::uint64_t populated = 0) noexcept {
-  return Slot{0, next + 1, run, populated};
+  return Slot{next + 1, run, populated};
 }
 
 // Pages are created ahead of the writer in steps of this size, with one
@@ -52,25 +61,23 @@ Slot make_slot(std::uint32_t next, std::uint32_t run, std::uint64_t populated = 
 constexpr std::uint64_t populate_step = 512 << 10;
 
 // An event that waiters sleep on. Bit 0 says somebody may be asleep; the
-// rest counts events. Only changed under the queue's mutex. A waker makes a
-// system call only when the bit is set, and clears it, so a sleeper that was
-// killed costs at most one needless wake.
+// rest counts signals. A waiter announces itself (sets the bit), then checks
+// its condition again; a signaller changes the condition, then looks for the
+// announcement. Both steps are sequentially consistent, so one of the two
+// sees the other and no wake-up is lost. A waker makes a system call only
+// when the bit is set, and clears it, so a sleeper that was killed costs at
+// most one needless wake.
 class Event {
  public:
-  std::uint32_t prepare_wait() noexcept {
-    std::uint32_t value = word_.load(std::memory_order_relaxed) | 1u;
-    word_.store(value, std::memory_order_relaxed);
-    return value;
-  }
-  // Returns whether someone must be woken after the mutex is released. With
-  // the bit clear nobody has prepared to wait since the last signal, so the
-  // word is left alone: most signals then write nothing, and the word's cache
-  // line stays with the waiters.
+  std::uint32_t prepare_wait() noexcept { return word_.fetch_or(1u, std::memory_order_seq_cst) | 1u; }
+  // Call after the change that waiters wait for; returns whether one of them
+  // must be woken. With the bit clear the word is left alone: most signals
+  // write nothing, and the word's cache line stays with the waiters.
   bool signal() noexcept {
-    std::uint32_t old = word_.load(std::memory_order_relaxed);
-    if (!(old & 1u)) return false;
-    word_.store((old + 2) & ~1u, std::memory_order_release);
-    return true;
+    std::uint32_t old = word_.load(std::memory_order_seq_cst);
+    while (old & 1u)
+      if (word_.compare_exchange_weak(old, (old + 2) & ~1u, std::memory_order_seq_cst)) return true;
+    return false;
   }
   bool wait(std::uint32_t seen, const Deadline& deadline) { return futex_wait(word_, seen, deadline); }
   void wake_all() noexcept { futex_wake(word_, futex_wake_all); }
@@ -79,33 +86,76 @@ class Event {
   std::atomic<std::uint32_t> word_{0};
 };
 
-// A put in progress, so that a recovering process can finish the
-// bookkeeping of a producer killed right after it published its record.
+// What a put is doing, for whoever takes the put lock over from a producer
+// that died holding it (repair_put).
 struct PutIntent {
   std::uint32_t active = 0;
-  std::uint32_t slot = no_slot;
-  std::uint64_t published_fill = 0;    // the slot's fill once the record is in
-  std::uint64_t unfinished_before = 0;
+  std::uint32_t old_tail = no_slot;
+  std::uint32_t new_slot = no_slot;  // the run taken for this record, if any
+  std::uint64_t puts_before = 0;
+  std::uint64_t fill_after = 0;      // the tail's fill once the record is in
+};
+
+struct GetIntent {
+  std::uint32_t active = 0;
+  std::uint64_t gets_before = 0;
+  std::uint64_t offset_before = 0;
+};
+
+// The producers' side: changed only under its lock.
+struct alignas(64) PutSide {
+  LockWord lock;
+  std::uint32_t tail = 0;
+  std::uint64_t tail_fill = 0;   // bytes of committed records in the tail run
+  std::uint64_t known_gets = 0;  // a recent get count: room is known without reading it
+  PutIntent intent;
+};
+
+// The consumers' side: changed only under its lock.
+struct alignas(64) GetSide {
+  LockWord lock;
+  std::uint32_t head = 0;
+  std::uint32_t advancing_from = no_slot;  // the head chunk being left, until it is freed
+  std::uint64_t read_offset = 0;           // in the head run
+  std::uint64_t known_puts = 0;            // a recent put count: records are known without reading it
+  GetIntent intent;
+};
+
+// The free lists: changed only under their lock, taken after a side's lock.
+struct alignas(64) ChunkLists {
+  LockWord lock;
+  std::uint32_t warm_free = no_slot, cold_free = no_slot;
+  std::uint32_t warm_count = 0;
+  std::uint32_t frontier = 1;             // slots from here on were never used (slot 0 is the first head)
+  std::uint32_t slot_limit = slot_count;  // lowered by tests, to reach the end of the address space
+  std::atomic<std::uint32_t> chunks_in_use{1};
+};
+
+// Moving an empty queue's head and tail to one chunk needs both sides' locks;
+// each side's half is finished by its own repair if the mover died.
+struct Restart {
+  static constexpr std::uint32_t put_half = 1, get_half = 2;
+  std::atomic<std::uint32_t> pending{0};
+  std::uint32_t target = no_slot;
 };
 
 }  // namespace
 
+// Each counter and event has a cache line of its own, and so has each side:
+// a producer and a consumer that run in parallel share only the record bytes
+// and, now and then, a count.
 struct QueueShared {
-  pthread_mutex_t mutex;
   std::uint64_t maxsize = 0;
-  // Changed only under the mutex (see add()); atomic for the readers that
-  // do not take it (qsize(), a spinning get).
-  std::atomic<std::uint64_t> count{0};
-  std::atomic<std::uint64_t> unfinished{0};
-  Event not_empty, not_full, all_done;
-  std::uint32_t head = no_slot, tail = no_slot;
-  std::uint64_t read_offset = 0;  // in the head chunk
-  std::uint32_t warm_free = no_slot, cold_free = no_slot;
-  std::uint32_t warm_count = 0;
-  std::uint32_t frontier = 0;     // slots from here on were never used
-  std::uint32_t slot_limit = slot_count;  // lowered by tests, to reach the end of the address space
-  std::atomic<std::uint32_t> chunks_in_use{0};
-  PutIntent put_intent;
+  alignas(64) std::atomic<std::uint64_t> puts{0};  // records ever put: the producers' commit
+  alignas(64) std::atomic<std::uint64_t> gets{0};  // records ever taken: the consumers' commit
+  alignas(64) std::atomic<std::uint64_t> tasks_done{0};
+  alignas(64) Event not_empty;
+  alignas(64) Event not_full;
+  alignas(64) Event all_done;
+  PutSide put;
+  GetSide get;
+  ChunkLists chunks;
+  Restart restart;
   Slot slots[slot_count];
 };
 
@@ -118,102 +168,95 @@ char* chunk_base(QueueShared* q, std::uint32_t slot) {
   return reinterpret_cast<char*>(q) + header_size + std::uint64_t{slot} * chunk_size;
 }
 
-// Holds the queue's robust mutex. If the previous holder died, the state it
-// left is repaired before anyone uses it (see recover()).
-class Guard {
+std::uint64_t capacity(QueueShared* q, std::uint32_t slot) { return std::uint64_t{q->slots[slot].run} * chunk_size; }
+
+std::uint32_t load_link(QueueShared* q, std::uint32_t slot) {
+  return std::atomic_ref<std::uint32_t>(q->slots[slot].link).load(std::memory_order_acquire);
+}
+
+// Holds one of the queue's locks: pid-stamped lock words (see
+// sync_lock_word.hpp), so an uncontended acquire is one atomic instruction
+// and a dead holder's lock is taken over. Then `repair` runs first.
+class Held {
  public:
-  Guard(QueueShared* q, const std::string& object);
-  ~Guard() { if (locked_) pthread_mutex_unlock(&q_->mutex); }
-  void unlock() {
-    pthread_mutex_unlock(&q_->mutex);
-    locked_ = false;
+  using Repair = void (*)(QueueShared*);
+  Held(QueueShared* q, LockWord& lock, Repair repair) : q_(q), lock_(lock), repair_(repair) { acquire(); }
+  // Not yet held: try_acquire() may take it.
+  Held(QueueShared* q, LockWord& lock, Repair repair, std::try_to_lock_t)
+      : q_(q), lock_(lock), repair_(repair) {}
+  ~Held() {
+    if (held_) release();
   }
-  void lock(const std::string& object);
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+
+  void acquire() {
+    if (!lock_.try_acquire_fast()) lock_word_acquire_slow(lock_, Deadline::never());
+    held_ = true;
+    repair_if_needed();
+  }
+  bool try_acquire() {
+    held_ = lock_.try_acquire_fast();
+    if (held_) repair_if_needed();
+    return held_;
+  }
+  void release() {
+    held_ = false;
+    lock_word_release(lock_);
+  }
 
  private:
+  // The flag stays set until a repair completes, so a repairer that dies
+  // too leaves the repair to the next holder.
+  void repair_if_needed() {
+    if (!lock_.owner_died.load(std::memory_order_relaxed)) return;
+    repair_(q_);
+    lock_.owner_died.store(0, std::memory_order_relaxed);
+  }
+
   QueueShared* q_;
-  bool locked_ = false;
+  LockWord& lock_;
+  Repair repair_;
+  bool held_ = false;
 };
 
-// Every update commits last (a record becomes visible when its slot's fill
-// grows; it is consumed when read_offset moves past it), so a holder killed at
-// any point leaves a consistent list: at worst an empty chunk or a chunk that
-// is in no list (lost until the queue goes away). What may be stale is the
-// bookkeeping derived from it: count is recounted, and an interrupted put's
-// unfinished-task increment is completed.
-void recover(QueueShared* q) {
-  std::uint64_t records = 0;
-  for (std::uint32_t slot = q->head; slot != no_slot; slot = q->slots[slot].next()) {
-    std::uint64_t offset = slot == q->head ? q->read_offset : 0;
-    const char* base = chunk_base(q, slot);
-    while (offset < q->slots[slot].fill) {
-      std::uint64_t length;
-      std::memcpy(&length, base + offset, sizeof length);
-      offset += record_header + length;
-      ++records;
-    }
-  }
-  q->count.store(records, std::memory_order_relaxed);
-  PutIntent& intent = q->put_intent;
-  if (intent.active) {
-    bool published = q->slots[intent.slot].fill >= intent.published_fill;
-    q->unfinished.store(intent.unfinished_before + (published ? 1 : 0), std::memory_order_relaxed);
-    intent.active = 0;
-  }
+// A dead holder of the lists can have left a slot in no list (lost until the
+// queue goes away) but never a list that is not well formed: each step is
+// one store. Only the warm count, which the limit depends on, is recounted.
+void repair_chunks(QueueShared* q) {
+  std::uint32_t warm = 0;
+  for (std::uint32_t slot = q->chunks.warm_free; slot != no_slot; slot = q->slots[slot].next()) ++warm;
+  q->chunks.warm_count = warm;
 }
 
-Guard::Guard(QueueShared* q, const std::string& object) : q_(q) { lock(object); }
-
-void Guard::lock(const std::string& object) {
-  int rc = pthread_mutex_lock(&q_->mutex);
-  if (rc == EOWNERDEAD) {
-    recover(q_);
-    pthread_mutex_consistent(&q_->mutex);
-  } else if (rc != 0) {
-    throw_os_error("pthread_mutex_lock", rc, object);
-  }
-  locked_ = true;
-}
-
-// Adds to a counter that only the mutex holder changes: a plain load and
-// store, since a locked read-modify-write would cost more than the rest of
-// the bookkeeping.
-void add(std::atomic<std::uint64_t>& counter, std::int64_t delta) noexcept {
-  counter.store(counter.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta),
-                std::memory_order_release);
-}
+Held hold_chunks(QueueShared* q) { return Held(q, q->chunks.lock, repair_chunks); }
 
 void release_pages(QueueShared* q, std::uint32_t slot, std::uint32_t run) {
   // Best effort: memory that cannot be returned is merely kept.
   ::madvise(chunk_base(q, slot), std::uint64_t{run} * chunk_size, MADV_REMOVE);
 }
 
+// With the lists' lock held.
 void free_run(QueueShared* q, std::uint32_t slot) {
+  ChunkLists& lists = q->chunks;
   std::uint32_t run = q->slots[slot].run;
-  q->chunks_in_use.fetch_sub(run, std::memory_order_relaxed);
-  if (run == 1 && q->warm_count < warm_limit) {
-    q->slots[slot] = make_slot(q->warm_free, 0, q->slots[slot].populated);
-    q->warm_free = slot;
-    ++q->warm_count;
+  lists.chunks_in_use.fetch_sub(run, std::memory_order_relaxed);
+  if (run == 1 && lists.warm_count < warm_limit) {
+    q->slots[slot] = make_slot(lists.warm_free, 0, q->slots[slot].populated);
+    lists.warm_free = slot;
+    ++lists.warm_count;
     return;
   }
   release_pages(q, slot, run);
   for (std::uint32_t i = 0; i < run; ++i) {
-    q->slots[slot + i] = make_slot(q->cold_free, 0);
-    q->cold_free = slot + i;
+    q->slots[slot + i] = make_slot(lists.cold_free, 0);
+    lists.cold_free = slot + i;
   }
 }
 
-// Makes sure the pages for the bytes up to `end` of the slot's run exist.
-void populate(QueueShared* q, std::uint32_t slot, std::uint64_t end) {
-  Slot& entry = q->slots[slot];
-  if (end <= entry.populated) return;
-  std::uint64_t until = std::min(std::max(end, entry.populated + populate_step),
-                                 std::uint64_t{entry.run} * chunk_size);
-  until = (until + page_size - 1) / page_size * page_size;
-  // Best effort: on an old kernel the pages simply fault in one by one.
-  ::madvise(chunk_base(q, slot) + entry.populated, until - entry.populated, MADV_POPULATE_WRITE);
-  entry.populated = until;
+void give_back(QueueShared* q, std::uint32_t slot) {
+  Held lists = hold_chunks(q);
+  free_run(q, slot);
 }
 
 std::uint32_t pop(std::uint32_t& list, QueueShared* q) {
@@ -222,27 +265,28 @@ std::uint32_t pop(std::uint32_t& list, QueueShared* q) {
   return slot;
 }
 
-// A run of `run` adjacent free slots, or no_slot.
+// A run of `run` adjacent free slots, or no_slot; with the lists' lock held.
 std::uint32_t allocate_run(QueueShared* q, std::uint32_t run) {
-  if (run == 1 && q->warm_free != no_slot) {
-    --q->warm_count;
-    return pop(q->warm_free, q);
+  ChunkLists& lists = q->chunks;
+  if (run == 1 && lists.warm_free != no_slot) {
+    --lists.warm_count;
+    return pop(lists.warm_free, q);
   }
-  if (run == 1 && q->cold_free != no_slot) return pop(q->cold_free, q);
-  if (q->frontier + run <= q->slot_limit) {
-    std::uint32_t slot = q->frontier;
-    q->frontier += run;
+  if (run == 1 && lists.cold_free != no_slot) return pop(lists.cold_free, q);
+  if (lists.frontier + run <= lists.slot_limit) {
+    std::uint32_t slot = lists.frontier;
+    lists.frontier += run;
     return slot;
   }
   // Rare: the address space has been walked through once. Pool every free
   // slot, take `run` adjacent ones, and keep the rest on the cold list.
-  while (q->warm_free != no_slot) {
-    std::uint32_t slot = pop(q->warm_free, q);
-    q->slots[slot] = make_slot(q->cold_free, 0);
-    q->cold_free = slot;
+  while (lists.warm_free != no_slot) {
+    std::uint32_t slot = pop(lists.warm_free, q);
+    q->slots[slot] = make_slot(lists.cold_free, 0);
+    lists.cold_free = slot;
   }
-  q->warm_count = 0;
-  for (std::uint32_t start = 0; start + run <= q->frontier;) {
+  lists.warm_count = 0;
+  for (std::uint32_t start = 0; start + run <= lists.frontier;) {
     std::uint32_t length = 0;
     while (length < run && q->slots[start + length].run == 0) ++length;
     if (length < run) {
@@ -250,7 +294,7 @@ std::uint32_t allocate_run(QueueShared* q, std::uint32_t run) {
       continue;
     }
     std::uint32_t rebuilt = no_slot;
-    for (std::uint32_t slot = q->cold_free; slot != no_slot;) {
+    for (std::uint32_t slot = lists.cold_free; slot != no_slot;) {
       std::uint32_t next = q->slots[slot].next();
       if (slot < start || slot >= start + run) {
         q->slots[slot].link = rebuilt + 1;
@@ -258,11 +302,97 @@ std::uint32_t allocate_run(QueueShared* q, std::uint32_t run) {
       }
       slot = next;
     }
-    q->cold_free = rebuilt;
+    lists.cold_free = rebuilt;
     return start;
   }
   return no_slot;
 }
+
+// Takes a run of `run` chunks and marks it in use, so that allocate_run's
+// search for free adjacent slots skips it; no_slot if there is none.
+std::uint32_t take_run(QueueShared* q, std::uint32_t run) {
+  Held lists = hold_chunks(q);
+  std::uint32_t slot = allocate_run(q, run);
+  if (slot == no_slot) return no_slot;
+  q->slots[slot] = make_slot(no_slot, run, q->slots[slot].populated);
+  for (std::uint32_t inner = 1; inner < run; ++inner) q->slots[slot + inner].run = inside_run;
+  q->chunks.chunks_in_use.fetch_add(run, std::memory_order_relaxed);
+  return slot;
+}
+
+// Makes sure the pages for the bytes up to `end` of the slot's run exist.
+void populate(QueueShared* q, std::uint32_t slot, std::uint64_t end) {
+  Slot& entry = q->slots[slot];
+  if (end <= entry.populated) return;
+  std::uint64_t until = std::min(std::max(end, entry.populated + populate_step), capacity(q, slot));
+  until = (until + page_size - 1) / page_size * page_size;
+  // Best effort: on an old kernel the pages simply fault in one by one.
+  ::madvise(chunk_base(q, slot) + entry.populated, until - entry.populated, MADV_POPULATE_WRITE);
+  entry.populated = until;
+}
+
+// The halves of a restart (see restart_if_empty) that a dead mover left undone.
+void finish_restart(QueueShared* q, std::uint32_t half) {
+  if (!(q->restart.pending.load(std::memory_order_relaxed) & half)) return;
+  if (half == Restart::put_half) {
+    q->put.tail = q->restart.target;
+    q->put.tail_fill = 0;
+  } else {
+    q->get.head = q->restart.target;
+    q->get.read_offset = 0;
+  }
+  q->restart.pending.fetch_and(~half, std::memory_order_release);
+}
+
+// The put count is the producers' commit: a record is there for consumers
+// once it is counted. A producer that died before counting its record left
+// either the whole record in the tail (written, then linked or given its
+// fill), which is counted now, or nothing a consumer can reach.
+void repair_put(QueueShared* q) {
+  finish_restart(q, Restart::put_half);
+  PutSide& side = q->put;
+  PutIntent& intent = side.intent;
+  if (!intent.active) return;
+  if (q->puts.load(std::memory_order_relaxed) == intent.puts_before) {
+    const bool moved = intent.new_slot != no_slot;
+    if (moved && side.tail != intent.new_slot && load_link(q, intent.old_tail) == intent.new_slot + 1)
+      side.tail = intent.new_slot;
+    const bool written = moved ? side.tail == intent.new_slot : side.tail_fill == intent.fill_after;
+    if (written) {
+      side.tail_fill = intent.fill_after;
+      q->puts.store(intent.puts_before + 1, std::memory_order_seq_cst);
+      if (q->not_empty.signal()) q->not_empty.wake_all();
+    } else if (moved) {
+      give_back(q, intent.new_slot);
+    }
+  }
+  intent.active = 0;
+}
+
+// The get count is the consumers' commit. A consumer that died after moving
+// read_offset past its record took it; its count is completed. One that died
+// leaving a chunk has its move completed and the chunk freed.
+void repair_get(QueueShared* q) {
+  finish_restart(q, Restart::get_half);
+  GetSide& side = q->get;
+  if (side.advancing_from != no_slot) {
+    if (side.head != side.advancing_from) {
+      side.read_offset = 0;
+      if (q->slots[side.advancing_from].run != 0) give_back(q, side.advancing_from);
+    }
+    side.advancing_from = no_slot;
+  }
+  GetIntent& intent = side.intent;
+  if (intent.active && q->gets.load(std::memory_order_relaxed) == intent.gets_before &&
+      side.read_offset != intent.offset_before) {
+    q->gets.store(intent.gets_before + 1, std::memory_order_seq_cst);
+    if (q->maxsize != 0 && q->not_full.signal()) q->not_full.wake_all();
+  }
+  intent.active = 0;
+}
+
+Held hold_puts(QueueShared* q) { return Held(q, q->put.lock, repair_put); }
+Held hold_gets(QueueShared* q) { return Held(q, q->get.lock, repair_get); }
 
 }  // namespace
 
@@ -290,70 +420,91 @@ QueueCore::QueueCore(std::size_t maxsize, std::string_view object, bool spin)
   }
   ::close(fd);  // the mapping keeps the memory; children inherit the mapping
   shared_->maxsize = maxsize;
-  pthread_mutexattr_t attributes;
-  pthread_mutexattr_init(&attributes);
-  pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
-  pthread_mutex_init(&shared_->mutex, &attributes);
-  pthread_mutexattr_destroy(&attributes);
+  // Slot 0 is the first head and tail chunk; its pages come with the first put.
+  shared_->slots[0] = make_slot(no_slot, 1);
 }
 
 QueueCore::~QueueCore() { ::munmap(shared_, mapped_size_); }
 
+namespace {
+
+// With the put lock held: whether a bounded queue has room, reading the get
+// count only when the last one read says it is full.
+bool has_room(QueueShared* q) {
+  const std::uint64_t puts = q->puts.load(std::memory_order_relaxed);
+  if (puts - q->put.known_gets < q->maxsize) return true;
+  q->put.known_gets = q->gets.load(std::memory_order_seq_cst);
+  return puts - q->put.known_gets < q->maxsize;
+}
+
+bool wait_for_room(QueueShared* q, Held& puts, const Deadline& deadline) {
+  while (!has_room(q)) {
+    std::uint32_t seen = q->not_full.prepare_wait();
+    if (has_room(q)) break;
+    puts.release();
+    bool woken = q->not_full.wait(seen, deadline);
+    puts.acquire();
+    if (!woken && !has_room(q)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool QueueCore::put(std::string_view head, std::string_view body, const Deadline& deadline) {
   QueueShared* q = shared_;
+  PutSide& side = q->put;
   const std::uint64_t size = head.size() + body.size();
   const std::uint64_t needed = record_header + size;
-  Guard guard(q, object_);
-  while (q->maxsize != 0 && q->count.load(std::memory_order_relaxed) >= q->maxsize) {
-    std::uint32_t seen = q->not_full.prepare_wait();
-    guard.unlock();
-    bool woken = q->not_full.wait(seen, deadline);
-    guard.lock(object_);
-    if (!woken && q->count.load(std::memory_order_relaxed) >= q->maxsize) return false;
-  }
-  // Where the record goes: after the tail chunk's records, or a new chunk (run).
-  std::uint32_t slot = q->tail;
-  bool fits = slot != no_slot &&
-              q->slots[slot].fill + needed <= std::uint64_t{q->slots[slot].run} * chunk_size;
+  Held puts = hold_puts(q);
+  if (q->maxsize != 0 && !wait_for_room(q, puts, deadline)) return false;
+  // Where the record goes: after the tail run's records, or a new run.
+  const std::uint32_t old_tail = side.tail;
+  const bool fits = side.tail_fill + needed <= capacity(q, old_tail);
+  std::uint32_t slot = old_tail;
+  std::uint64_t offset = side.tail_fill;
   if (!fits) {
-    auto run = static_cast<std::uint32_t>((needed + chunk_size - 1) / chunk_size);
-    slot = allocate_run(q, run);
+    slot = take_run(q, static_cast<std::uint32_t>((needed + chunk_size - 1) / chunk_size));
     if (slot == no_slot)
       throw OSError(object_ + ": put: a record of " + std::to_string(size) +
                         " bytes does not fit in the queue's 32 GiB of address space",
                     ENOMEM);
-    q->slots[slot] = make_slot(no_slot, run, q->slots[slot].populated);
-    // Taken, so that allocate_run's search for free adjacent slots skips them.
-    for (std::uint32_t inner = 1; inner < run; ++inner) q->slots[slot + inner].run = inside_run;
-    q->chunks_in_use.fetch_add(run, std::memory_order_relaxed);
-    if (q->tail == no_slot) {
-      q->head = slot;
-      q->read_offset = 0;
-    } else {
-      q->slots[q->tail].link = slot + 1;
-    }
-    q->tail = slot;
+    offset = 0;
   }
-  populate(q, slot, q->slots[slot].fill + needed);
-  char* at = chunk_base(q, slot) + q->slots[slot].fill;
+  const std::uint64_t puts_before = q->puts.load(std::memory_order_relaxed);
+  side.intent = PutIntent{1, old_tail, fits ? no_slot : slot, puts_before, offset + needed};
+  populate(q, slot, offset + needed);
+  char* at = chunk_base(q, slot) + offset;
   std::memcpy(at, &size, sizeof size);
   // An empty view may have no data at all, which memcpy must not be given.
   if (!head.empty()) std::memcpy(at + record_header, head.data(), head.size());
   if (!body.empty()) std::memcpy(at + record_header + head.size(), body.data(), body.size());
-  q->put_intent = PutIntent{1, slot, q->slots[slot].fill + needed,
-                            q->unfinished.load(std::memory_order_relaxed)};
-  q->slots[slot].fill += needed;  // the commit
-  add(q->count, 1);
-  add(q->unfinished, 1);
-  q->put_intent.active = 0;
+  if (!fits) {
+    if (side.tail_fill + record_header <= capacity(q, old_tail))
+      std::memcpy(chunk_base(q, old_tail) + side.tail_fill, &next_chunk_marker, record_header);
+    std::atomic_ref<std::uint32_t>(q->slots[old_tail].link).store(slot + 1, std::memory_order_release);
+    side.tail = slot;
+  }
+  side.tail_fill = offset + needed;
+  q->puts.store(puts_before + 1, std::memory_order_seq_cst);  // the commit
+  side.intent.active = 0;
   bool wake = q->not_empty.signal();
-  guard.unlock();
+  puts.release();
   if (wake) q->not_empty.wake_all();
   return true;
 }
 
 namespace {
+
+// With the get lock held: whether a record is there, reading the put count
+// only when the last one read says there is none. Sequentially consistent
+// for the event protocol (see Event).
+bool has_record(QueueShared* q) {
+  const std::uint64_t gets = q->gets.load(std::memory_order_relaxed);
+  if (q->get.known_puts > gets) return true;
+  q->get.known_puts = q->puts.load(std::memory_order_seq_cst);
+  return q->get.known_puts > gets;
+}
 
 // Spinning for a record pays only while its producer runs on another core.
 // When the producer waits for ours, or was asleep (a wake-up takes tens of
@@ -365,75 +516,96 @@ namespace {
 constexpr std::uint32_t fruitless_spins_tolerated = 4;
 constexpr std::uint32_t spin_retry_interval = 64;
 
-// Waits, with the lock held by `guard`, until a record is at the head of the
-// queue; false if none came before the deadline. `fruitless_spins` counts the
-// waits since a spin last found a record; null: never spin.
-bool wait_for_record(QueueShared* q, Guard& guard, const Deadline& deadline,
-                     std::atomic<std::uint32_t>* fruitless_spins, const std::string& object) {
-  for (;;) {
-    // Skip chunks left empty by a producer that died while adding one.
-    while (q->head != no_slot && q->head != q->tail &&
-           q->read_offset >= q->slots[q->head].fill) {
-      std::uint32_t done = q->head;
-      q->head = q->slots[done].next();
-      q->read_offset = 0;
-      free_run(q, done);
-    }
-    if (q->count.load(std::memory_order_relaxed) > 0) return true;
+// Waits, with the get lock held by `gets`, until a record is there; false
+// if none came before the deadline. `fruitless_spins` counts the waits since
+// a spin last found a record; null: never spin.
+bool wait_for_record(QueueShared* q, Held& gets, const Deadline& deadline,
+                     std::atomic<std::uint32_t>* fruitless_spins) {
+  while (!has_record(q)) {
     if (fruitless_spins) {
       // Racy between threads, harmlessly: it is only a hint.
       std::uint32_t fruitless = fruitless_spins->load(std::memory_order_relaxed);
       if (fruitless < fruitless_spins_tolerated || fruitless % spin_retry_interval == 0) {
         // Brief spin outside the lock: a record often arrives within microseconds.
-        guard.unlock();
-        for (int turn = 0; turn < 200 && q->count.load(std::memory_order_acquire) == 0; ++turn)
+        gets.release();
+        for (int turn = 0; turn < 200 && q->puts.load(std::memory_order_acquire) <=
+                                             q->gets.load(std::memory_order_relaxed);
+             ++turn)
           cpu_relax();
-        guard.lock(object);
-        if (q->count.load(std::memory_order_relaxed) > 0) {
+        gets.acquire();
+        if (has_record(q)) {
           fruitless_spins->store(0, std::memory_order_relaxed);
-          continue;
+          break;
         }
       }
       fruitless_spins->store(fruitless + 1, std::memory_order_relaxed);
     }
     std::uint32_t seen = q->not_empty.prepare_wait();
-    guard.unlock();
+    if (has_record(q)) break;
+    gets.release();
     bool woken = q->not_empty.wait(seen, deadline);
-    guard.lock(object);
-    if (!woken && q->count.load(std::memory_order_relaxed) == 0) return false;
+    gets.acquire();
+    if (!woken && !has_record(q)) return false;
   }
+  return true;
 }
 
+// Leaves the head chunk for the next one, which holds the next record.
+void advance_head(QueueShared* q) {
+  GetSide& side = q->get;
+  const std::uint32_t done = side.head;
+  side.advancing_from = done;
+  side.head = q->slots[done].next();
+  side.read_offset = 0;
+  give_back(q, done);
+  side.advancing_from = no_slot;
+}
+
+// With the get lock held and a record known to be there: the oldest record.
 std::string_view head_record(QueueShared* q) {
-  const char* at = chunk_base(q, q->head) + q->read_offset;
-  std::uint64_t length;
-  std::memcpy(&length, at, sizeof length);
-  return {at + record_header, length};
+  GetSide& side = q->get;
+  for (;;) {
+    std::uint64_t length = next_chunk_marker;
+    const char* at = chunk_base(q, side.head) + side.read_offset;
+    if (side.read_offset + record_header <= capacity(q, side.head)) std::memcpy(&length, at, sizeof length);
+    if (length != next_chunk_marker) return {at + record_header, length};
+    advance_head(q);
+  }
 }
 
-// Removes the head record, of `length` bytes, with the lock held. Returns
-// whether a producer waiting for room must be woken once it is released.
-bool remove_head(QueueShared* q, std::uint64_t length) {
-  std::uint32_t slot = q->head;
-  q->read_offset += record_header + length;  // the commit
-  add(q->count, -1);
-  if (q->read_offset >= q->slots[slot].fill) {
-    if (slot == q->tail && q->slots[slot].run == 1) {
-      // Empty: start the chunk over, so its first pages stay the warm ones.
-      q->slots[slot].fill = 0;
-      q->read_offset = 0;
-    } else if (slot == q->tail) {
-      // Empty after a record that needed a run: give the run back at once.
-      q->head = q->tail = no_slot;
-      q->read_offset = 0;
-      free_run(q, slot);
-    } else {
-      q->head = q->slots[slot].next();
-      q->read_offset = 0;
-      free_run(q, slot);
-    }
-  }
-  return q->maxsize != 0 && q->not_full.signal();
+// An empty queue's head and tail are put back at the start of one chunk (the
+// head chunk, or a fresh one in place of a multi-chunk run, whose memory goes
+// back), if the put lock is free: with the get lock held, it is only tried.
+void restart_if_empty(QueueShared* q) {
+  GetSide& side = q->get;
+  const std::uint32_t head = side.head;
+  const bool run = q->slots[head].run > 1;
+  if (!run && side.read_offset < restart_offset) return;
+  if (q->puts.load(std::memory_order_acquire) != q->gets.load(std::memory_order_relaxed)) return;
+  Held puts(q, q->put.lock, repair_put, std::try_to_lock);
+  if (!puts.try_acquire() || q->put.tail != head ||
+      q->puts.load(std::memory_order_relaxed) != q->gets.load(std::memory_order_relaxed))
+    return;
+  const std::uint32_t target = run ? take_run(q, 1) : head;
+  if (target == no_slot) return;
+  q->restart.target = target;
+  q->restart.pending.store(Restart::put_half | Restart::get_half, std::memory_order_relaxed);
+  finish_restart(q, Restart::get_half);
+  finish_restart(q, Restart::put_half);
+  if (run) give_back(q, head);
+}
+
+// Removes the head record, of `length` bytes, with the get lock held; the
+// get count is the commit.
+void remove_head(QueueShared* q, std::uint64_t length) {
+  GetSide& side = q->get;
+  const std::uint64_t gets_before = q->gets.load(std::memory_order_relaxed);
+  side.intent = GetIntent{1, gets_before, side.read_offset};
+  side.read_offset += record_header + length;
+  q->gets.store(gets_before + 1, std::memory_order_seq_cst);
+  side.intent.active = 0;
+  if (q->maxsize != 0 && q->not_full.signal()) q->not_full.wake_all();
+  restart_if_empty(q);
 }
 
 }  // namespace
@@ -444,73 +616,76 @@ bool QueueCore::get(std::string& out, const Deadline& deadline) {
 
 bool QueueCore::get(const std::function<void(std::string_view)>& take, const Deadline& deadline) {
   QueueShared* q = shared_;
-  Guard guard(q, object_);
-  if (!wait_for_record(q, guard, deadline, spin_hint(), object_)) return false;
+  Held gets = hold_gets(q);
+  if (!wait_for_record(q, gets, deadline, spin_hint())) return false;
   std::string_view record = head_record(q);
   take(record);  // if it throws, the record stays where it is
-  bool wake = remove_head(q, record.size());
-  guard.unlock();
-  if (wake) q->not_full.wake_all();
+  remove_head(q, record.size());
   return true;
 }
 
 bool QueueCore::peek(std::string_view& out, const Deadline& deadline) {
   QueueShared* q = shared_;
-  Guard guard(q, object_);
-  if (!wait_for_record(q, guard, deadline, spin_hint(), object_)) return false;
+  Held gets = hold_gets(q);
+  if (!wait_for_record(q, gets, deadline, spin_hint())) return false;
   out = head_record(q);
   return true;
 }
 
 bool QueueCore::pop_and_peek(std::string_view& out, const Deadline& deadline) {
   QueueShared* q = shared_;
-  Guard guard(q, object_);
-  if (remove_head(q, head_record(q).size())) {
-    guard.unlock();
-    q->not_full.wake_all();
-    guard.lock(object_);
-  }
-  if (!wait_for_record(q, guard, deadline, spin_hint(), object_)) return false;
+  Held gets = hold_gets(q);
+  remove_head(q, head_record(q).size());
+  if (!wait_for_record(q, gets, deadline, spin_hint())) return false;
   out = head_record(q);
   return true;
 }
 
-std::size_t QueueCore::qsize() const noexcept { return shared_->count.load(std::memory_order_acquire); }
+// The get count read twice around the put count: when it did not move, the
+// difference was the exact size at the moment the put count was read.
+std::size_t QueueCore::qsize() const noexcept {
+  for (;;) {
+    const std::uint64_t gets = shared_->gets.load(std::memory_order_acquire);
+    const std::uint64_t puts = shared_->puts.load(std::memory_order_acquire);
+    if (shared_->gets.load(std::memory_order_acquire) == gets) return puts - gets;
+  }
+}
 
 std::size_t QueueCore::maxsize() const noexcept { return shared_->maxsize; }
 
+// Unfinished tasks are the records ever put minus the task_done calls.
 bool QueueCore::task_done() {
   QueueShared* q = shared_;
-  Guard guard(q, object_);
-  std::uint64_t left = q->unfinished.load(std::memory_order_relaxed);
-  if (left == 0) return false;
-  q->unfinished.store(left - 1, std::memory_order_relaxed);
-  bool wake = left == 1 && q->all_done.signal();
-  guard.unlock();
-  if (wake) q->all_done.wake_all();
+  Held gets = hold_gets(q);
+  const std::uint64_t done = q->tasks_done.load(std::memory_order_relaxed);
+  if (done >= q->puts.load(std::memory_order_acquire)) return false;
+  q->tasks_done.store(done + 1, std::memory_order_seq_cst);
+  if (done + 1 == q->puts.load(std::memory_order_seq_cst) && q->all_done.signal()) q->all_done.wake_all();
   return true;
 }
 
 bool QueueCore::join(const Deadline& deadline) {
   QueueShared* q = shared_;
-  Guard guard(q, object_);
-  while (q->unfinished.load(std::memory_order_relaxed) != 0) {
+  // Done first: if the put count then equals it, nothing was unfinished when it was read.
+  auto finished = [q] {
+    const std::uint64_t done = q->tasks_done.load(std::memory_order_seq_cst);
+    return q->puts.load(std::memory_order_seq_cst) == done;
+  };
+  while (!finished()) {
     std::uint32_t seen = q->all_done.prepare_wait();
-    guard.unlock();
-    bool woken = q->all_done.wait(seen, deadline);
-    guard.lock(object_);
-    if (!woken && q->unfinished.load(std::memory_order_relaxed) != 0) return false;
+    if (finished()) break;
+    if (!q->all_done.wait(seen, deadline) && !finished()) return false;
   }
   return true;
 }
 
 void QueueCore::limit_address_space(std::uint32_t chunks) {
-  Guard guard(shared_, object_);
-  shared_->slot_limit = std::min(std::max(chunks, shared_->frontier), slot_count);
+  Held lists = hold_chunks(shared_);
+  shared_->chunks.slot_limit = std::min(std::max(chunks, shared_->chunks.frontier), slot_count);
 }
 
 std::size_t QueueCore::resident_chunks() const noexcept {
-  return shared_->chunks_in_use.load(std::memory_order_relaxed);
+  return shared_->chunks.chunks_in_use.load(std::memory_order_relaxed);
 }
 
 }  // namespace mp::detail

@@ -638,7 +638,7 @@ TEST_CASE("Queue: items of 64 MiB and more travel whole") {
 
 TEST_CASE("QueueCore: memory of consumed records goes back") {
   mp::detail::QueueCore core(0, "Queue");
-  CHECK(core.resident_chunks() == 0);
+  CHECK(core.resident_chunks() == 1);  // the first head chunk, without pages until the first put
   const std::string big = patterned(20 << 20, 1);
   for (int i = 0; i < 4; ++i) CHECK(core.put(big, mp::detail::Deadline::now()));
   CHECK(core.resident_chunks() >= 20);

@@ -33,9 +33,10 @@ namespace mp {
 // waiter spins briefly and then sleeps on a futex (no CPU while idle); the
 // timed forms use the monotonic clock and throw mp::Full / mp::Empty.
 // Peer death: a process killed anywhere inside put or get (kill -9 included)
-// never leaves a torn item visible and never blocks the others: the queue's
-// robust lock passes to the next process at once, which repairs the
-// bookkeeping. An item whose get had completed dies with its taker.
+// never leaves a torn item visible and never blocks the others for long: the
+// lock it held (producers and consumers have one each) is taken over within
+// a 20 ms liveness slice by the next process that waits for it, which repairs
+// the bookkeeping. An item whose get had moved past it dies with its taker.
 template <class T>
 class Queue {
  public:

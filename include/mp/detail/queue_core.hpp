@@ -39,9 +39,9 @@ class QueueCore {
   // Moves the oldest record into `out` (its capacity is reused); false if
   // none came before the deadline.
   bool get(std::string& out, const Deadline& deadline);
-  // Passes the oldest record to `take` and removes it, under the queue's
+  // Passes the oldest record to `take` and removes it, under the consumers'
   // lock, so a record decoded as fast as it is copied needs no copy in
-  // between; anything slower holds up the other producers and consumers. If
+  // between; anything slower holds up the other consumers (not producers). If
   // `take` throws, the record stays, as get(out) leaves it when `out` cannot
   // grow. False if none came before the deadline.
   bool get(const std::function<void(std::string_view)>& take, const Deadline& deadline);
@@ -53,7 +53,7 @@ class QueueCore {
   // record stays at the head.
   bool peek(std::string_view& out, const Deadline& deadline);
   // Removes the record the last peek() or pop_and_peek() returned, then
-  // peeks at the next one, under one lock.
+  // peeks at the next one, under one hold of the consumers' lock.
   bool pop_and_peek(std::string_view& out, const Deadline& deadline);
 
   std::size_t qsize() const noexcept;
@@ -64,7 +64,8 @@ class QueueCore {
   bool task_done();
   bool join(const Deadline& deadline);
 
-  // 4 MiB chunks holding records now (freed ones are not counted), for tests.
+  // 4 MiB chunks in use now (the head chunk at least; freed ones are not
+  // counted), for tests.
   std::size_t resident_chunks() const noexcept;
   // Makes only the first `chunks` 4 MiB chunks usable, for tests that must
   // reach the end of the address space without walking 32 GiB.
