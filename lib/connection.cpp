@@ -11,12 +11,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
 
 #include "mp/detail/connection_frame.hpp"
 #include "mp/detail/fd.hpp"
+#include "mp/detail/futex.hpp"
+#include "mp/detail/spin_policy.hpp"
 #include "mp/detail/syscall.hpp"
 
 namespace mp::detail {
@@ -162,6 +165,7 @@ class ConnectionState {
   static constexpr std::ptrdiff_t kNothingYet = -1;
   std::ptrdiff_t read_into(char* buffer, std::size_t size, bool block, std::string_view method);
   std::ptrdiff_t append_to_inbox(std::size_t size, bool block, std::string_view method);
+  std::ptrdiff_t spin_for_bytes(std::size_t size, std::string_view method);
   DecodedHeader read_header(std::string_view method);
   std::string read_payload(DecodedHeader header, std::string_view method);
   bool pull_available(std::string_view method, std::optional<std::size_t> maxlength);
@@ -177,6 +181,7 @@ class ConnectionState {
   std::mutex send_mutex_;
   std::timed_mutex recv_mutex_;
   Inbox inbox_;
+  SpinPolicy spin_policy_;
 };
 
 namespace {
@@ -309,11 +314,34 @@ void ConnectionState::throw_truncated(std::string_view method, std::uint64_t rec
                 EPROTO);
 }
 
+// Before a receive blocks for a message, it reads without blocking for up to
+// this long: a reply often comes within microseconds, while a thread that
+// sleeps pays a wake-up, tens of microseconds on an idle VM CPU (a round trip
+// is two of them: pipe_pingpong in make bench). The SpinPolicy stops it when
+// it stops paying, so an idle receiver burns no CPU.
+constexpr std::chrono::microseconds receive_spin{50};
+
+std::ptrdiff_t ConnectionState::spin_for_bytes(std::size_t size, std::string_view method) {
+  if (!spin_policy_.begin()) return kNothingYet;
+  const auto until = std::chrono::steady_clock::now() + receive_spin;
+  std::ptrdiff_t got;
+  do {
+    got = append_to_inbox(size, false, method);
+    if (got != kNothingYet) break;
+    cpu_relax();
+  } while (std::chrono::steady_clock::now() < until);
+  spin_policy_.end(got != kNothingYet);
+  return got;
+}
+
 DecodedHeader ConnectionState::read_header(std::string_view method) {
   for (;;) {
     if (auto header = decode_frame_header(inbox_.pending(), method)) return *header;
     std::size_t missing = header_bytes_missing(inbox_.pending());
-    if (append_to_inbox(std::max(missing, kReadAhead), true, method) == 0) {
+    std::size_t wanted = std::max(missing, kReadAhead);
+    std::ptrdiff_t got = inbox_.pending().empty() ? spin_for_bytes(wanted, method) : kNothingYet;
+    if (got == kNothingYet) got = append_to_inbox(wanted, true, method);
+    if (got == 0) {
       if (inbox_.pending().empty())
         throw EOFError(std::string(method) + ": end of file: the peer closed the connection");
       std::size_t received = inbox_.pending().size();

@@ -506,39 +506,24 @@ bool has_record(QueueShared* q) {
   return q->get.known_puts > gets;
 }
 
-// Spinning for a record pays only while its producer runs on another core.
-// When the producer waits for ours, or was asleep (a wake-up takes tens of
-// microseconds in a VM, long enough for the reader to drain a full queue), a
-// spin only burns CPU: on a busy 2-core VM, where producer and consumer took
-// turns, it found a record in under 1% of its spins and made a bounded queue
-// of ints 20% slower. So after a few fruitless spins in a row a reader spins
-// only on every 64th wait, to notice when spinning pays again.
-constexpr std::uint32_t fruitless_spins_tolerated = 4;
-constexpr std::uint32_t spin_retry_interval = 64;
+// A reader's spin before it sleeps: a few microseconds.
+constexpr int spin_turns = 200;
 
 // Waits, with the get lock held by `gets`, until a record is there; false
-// if none came before the deadline. `fruitless_spins` counts the waits since
-// a spin last found a record; null: never spin.
-bool wait_for_record(QueueShared* q, Held& gets, const Deadline& deadline,
-                     std::atomic<std::uint32_t>* fruitless_spins) {
+// if none came before the deadline. `spin`: null never spins.
+bool wait_for_record(QueueShared* q, Held& gets, const Deadline& deadline, SpinPolicy* spin) {
   while (!has_record(q)) {
-    if (fruitless_spins) {
-      // Racy between threads, harmlessly: it is only a hint.
-      std::uint32_t fruitless = fruitless_spins->load(std::memory_order_relaxed);
-      if (fruitless < fruitless_spins_tolerated || fruitless % spin_retry_interval == 0) {
-        // Brief spin outside the lock: a record often arrives within microseconds.
-        gets.release();
-        for (int turn = 0; turn < 200 && q->puts.load(std::memory_order_acquire) <=
-                                             q->gets.load(std::memory_order_relaxed);
-             ++turn)
-          cpu_relax();
-        gets.acquire();
-        if (has_record(q)) {
-          fruitless_spins->store(0, std::memory_order_relaxed);
-          break;
-        }
-      }
-      fruitless_spins->store(fruitless + 1, std::memory_order_relaxed);
+    if (spin && spin->begin()) {
+      // Brief spin outside the lock: a record often arrives within microseconds.
+      gets.release();
+      for (int turn = 0; turn < spin_turns && q->puts.load(std::memory_order_acquire) <=
+                                           q->gets.load(std::memory_order_relaxed);
+           ++turn)
+        cpu_relax();
+      gets.acquire();
+      const bool found = has_record(q);
+      spin->end(found);
+      if (found) break;
     }
     std::uint32_t seen = q->not_empty.prepare_wait();
     if (has_record(q)) break;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -44,6 +45,24 @@ std::string error_text(auto&& call) {
     return error.what();
   }
   return "no exception";
+}
+
+// CPU time (user + system, in clock ticks) a process has used so far.
+inline long cpu_ticks(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int index = 3; fields >> field; ++index) {
+    if (index == 14) utime = std::stol(field);
+    if (index == 15) {
+      stime = std::stol(field);
+      break;
+    }
+  }
+  return utime + stime;
 }
 
 // True when `pid` no longer runs: reaped, or a zombie nobody reaped yet.

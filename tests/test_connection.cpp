@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -197,6 +198,39 @@ TEST_CASE("poll waits as long as asked and answers at once when a message is the
   CHECK(a.poll(10s));
   CHECK(seconds_since(start) < 1.0);
   CHECK(a.recv<bool>());
+}
+
+// recv() reads without blocking for a few microseconds before it sleeps (a
+// reply is often that close); a receiver whose messages come slowly must stop
+// doing so and sleep, using no CPU.
+TEST_CASE("a receiver waiting for slow messages sleeps instead of spinning") {
+  auto [receiver, sender] = Pipe();
+  constexpr int messages = 12;
+  mp::Process child([&, receiver = receiver]() mutable {
+    auto cpu_microseconds = [] {
+      rusage usage{};
+      ::getrusage(RUSAGE_SELF, &usage);
+      return static_cast<long>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000 +
+             usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+    };
+    if (receiver.recv<int>() != 0) mp::exit(2);
+    long start = cpu_microseconds();  // the waits from here on
+    for (int i = 1; i < messages; ++i)
+      if (receiver.recv<int>() != i) mp::exit(2);
+    receiver.send(cpu_microseconds() - start);
+  });
+  child.start();
+  for (int i = 0; i < messages; ++i) {
+    std::this_thread::sleep_for(40ms);
+    sender.send(i);
+  }
+  REQUIRE(sender.poll(30s));
+  long cpu_microseconds = sender.recv<long>();
+  child.join(30s);
+  CHECK(child.exitcode() == 0);
+  // 440 ms of waiting: a receiver that spun through its waits would have
+  // used about that much CPU.
+  CHECK(cpu_microseconds < 60'000 * test_support::sanitizer_slowdown);
 }
 
 TEST_CASE("Pipe(false): the first end receives, the second sends; the wrong way is an error") {

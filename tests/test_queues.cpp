@@ -30,6 +30,7 @@
 #include "support.hpp"
 
 using namespace std::chrono_literals;
+using test_support::cpu_ticks;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -94,23 +95,6 @@ bool whole(const std::string& item, std::size_t size) {
   return second == first * 6364136223846793005ull + 1442695040888963407ull;
 }
 
-// CPU time (user + system, in clock ticks) a process has used so far.
-long cpu_ticks(int pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::string field;
-  long utime = 0, stime = 0;
-  for (int index = 3; fields >> field; ++index) {
-    if (index == 14) utime = std::stol(field);
-    if (index == 15) {
-      stime = std::stol(field);
-      break;
-    }
-  }
-  return utime + stime;
-}
 
 // Refuses to be saved when its value is negative.
 struct Refusing {

@@ -46,8 +46,10 @@ class ConnectionState;
 // frames never interleave.
 //
 // Blocking: send blocks while the kernel buffer is full; recv blocks until a
-// whole message arrives; poll(timeout) waits at most timeout (monotonic).
-// Signals never interrupt a call (EINTR is retried).
+// whole message arrives, first reading without blocking for up to 50 us (a
+// reply is often that close; a receiver whose messages come slowly soon stops
+// and just sleeps); poll(timeout) waits at most timeout (monotonic). Signals
+// never interrupt a call (EINTR is retried).
 //
 // Peer death: a peer that closed or died at a message boundary gives
 // mp::EOFError once everything sent before is read; one that died inside a

@@ -49,8 +49,10 @@ Callbacks(OnValue, OnError) -> Callbacks<OnValue, OnError>;
 // Differs from Python: a task whose worker died fails with mp::WorkerLost
 // instead of never becoming ready; a task cancelled by terminate() fails with
 // mp::CancelledError instead of hanging get().
-// Blocking: get() and wait() block until the result is in; the timed forms
-// use the monotonic clock; get(timeout) throws mp::TimeoutError.
+// Blocking: get() and wait() block until the result is in, spinning for up
+// to 50 us first (the result of a short task is often that close), then
+// sleeping; the timed forms use the monotonic clock; get(timeout) throws
+// mp::TimeoutError.
 template <class R>
 class AsyncResult {
   using Stored = std::conditional_t<std::is_void_v<R>, detail::NoValue, R>;

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "mp/detail/deadline.hpp"
+#include "mp/detail/spin_policy.hpp"
 
 namespace mp::detail {
 
@@ -76,10 +77,9 @@ class QueueCore {
   std::size_t mapped_size_;
   std::string object_;
   bool spin_;
-  // Waits since a spin last found a record, in this process (queues.cpp).
-  std::atomic<std::uint32_t> fruitless_spins_{0};
+  SpinPolicy spin_policy_;  // for this process's readers
   // What a waiting reader spins with: null when this queue never spins.
-  std::atomic<std::uint32_t>* spin_hint() noexcept { return spin_ ? &fruitless_spins_ : nullptr; }
+  SpinPolicy* spin_hint() noexcept { return spin_ ? &spin_policy_ : nullptr; }
 };
 
 }  // namespace mp::detail
