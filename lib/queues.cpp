@@ -43,6 +43,12 @@ constexpr std::uint32_t inside_run = UINT32_MAX;
 // read the same few cache-warm pages instead of walking 4 MiB chunks.
 constexpr std::uint64_t restart_offset = 64 << 10;
 
+// A process may be killed between any two instructions, and whoever takes
+// its lock over repairs what it left. The kernel's handling of the death
+// orders memory, so the repairer sees every store made before it: what
+// matters is the order the compiler emitted them in, which this keeps.
+void stores_in_order() noexcept { std::atomic_signal_fence(std::memory_order_seq_cst); }
+
 // No initializers: the memfd starts zero-filled, which is "free, no next", so
 // creating a queue touches none of the 8192 entries.
 struct Slot {
@@ -243,6 +249,7 @@ void free_run(QueueShared* q, std::uint32_t slot) {
   lists.chunks_in_use.fetch_sub(run, std::memory_order_relaxed);
   if (run == 1 && lists.warm_count < warm_limit) {
     q->slots[slot] = make_slot(lists.warm_free, 0, q->slots[slot].populated);
+    stores_in_order();
     lists.warm_free = slot;
     ++lists.warm_count;
     return;
@@ -250,6 +257,7 @@ void free_run(QueueShared* q, std::uint32_t slot) {
   release_pages(q, slot, run);
   for (std::uint32_t i = 0; i < run; ++i) {
     q->slots[slot + i] = make_slot(lists.cold_free, 0);
+    stores_in_order();
     lists.cold_free = slot + i;
   }
 }
@@ -283,6 +291,7 @@ std::uint32_t allocate_run(QueueShared* q, std::uint32_t run) {
   while (lists.warm_free != no_slot) {
     std::uint32_t slot = pop(lists.warm_free, q);
     q->slots[slot] = make_slot(lists.cold_free, 0);
+    stores_in_order();
     lists.cold_free = slot;
   }
   lists.warm_count = 0;
@@ -302,6 +311,7 @@ std::uint32_t allocate_run(QueueShared* q, std::uint32_t run) {
       }
       slot = next;
     }
+    stores_in_order();
     lists.cold_free = rebuilt;
     return start;
   }
@@ -363,6 +373,10 @@ void repair_put(QueueShared* q) {
       q->puts.store(intent.puts_before + 1, std::memory_order_seq_cst);
       if (q->not_empty.signal()) q->not_empty.wake_all();
     } else if (moved) {
+      // Cleared first: a repairer killed in between leaks the run rather
+      // than have the next one free it twice.
+      intent.active = 0;
+      stores_in_order();
       give_back(q, intent.new_slot);
     }
   }
@@ -376,11 +390,13 @@ void repair_get(QueueShared* q) {
   finish_restart(q, Restart::get_half);
   GetSide& side = q->get;
   if (side.advancing_from != no_slot) {
-    if (side.head != side.advancing_from) {
-      side.read_offset = 0;
-      if (q->slots[side.advancing_from].run != 0) give_back(q, side.advancing_from);
-    }
+    const std::uint32_t left = side.advancing_from;
+    const bool moved = side.head != left;
+    if (moved) side.read_offset = 0;
+    stores_in_order();
     side.advancing_from = no_slot;
+    stores_in_order();
+    if (moved) give_back(q, left);
   }
   GetIntent& intent = side.intent;
   if (intent.active && q->gets.load(std::memory_order_relaxed) == intent.gets_before &&
@@ -472,7 +488,10 @@ bool QueueCore::put(std::string_view head, std::string_view body, const Deadline
     offset = 0;
   }
   const std::uint64_t puts_before = q->puts.load(std::memory_order_relaxed);
-  side.intent = PutIntent{1, old_tail, fits ? no_slot : slot, puts_before, offset + needed};
+  side.intent = PutIntent{0, old_tail, fits ? no_slot : slot, puts_before, offset + needed};
+  stores_in_order();
+  side.intent.active = 1;
+  stores_in_order();
   populate(q, slot, offset + needed);
   char* at = chunk_base(q, slot) + offset;
   std::memcpy(at, &size, sizeof size);
@@ -487,6 +506,7 @@ bool QueueCore::put(std::string_view head, std::string_view body, const Deadline
   }
   side.tail_fill = offset + needed;
   q->puts.store(puts_before + 1, std::memory_order_seq_cst);  // the commit
+  stores_in_order();
   side.intent.active = 0;
   bool wake = q->not_empty.signal();
   puts.release();
@@ -540,10 +560,13 @@ void advance_head(QueueShared* q) {
   GetSide& side = q->get;
   const std::uint32_t done = side.head;
   side.advancing_from = done;
+  stores_in_order();
   side.head = q->slots[done].next();
   side.read_offset = 0;
+  stores_in_order();
+  side.advancing_from = no_slot;  // a death from here on leaks the chunk, never frees it twice
+  stores_in_order();
   give_back(q, done);
-  side.advancing_from = no_slot;
 }
 
 // With the get lock held and a record known to be there: the oldest record.
@@ -574,7 +597,9 @@ void restart_if_empty(QueueShared* q) {
   const std::uint32_t target = run ? take_run(q, 1) : head;
   if (target == no_slot) return;
   q->restart.target = target;
+  stores_in_order();
   q->restart.pending.store(Restart::put_half | Restart::get_half, std::memory_order_relaxed);
+  stores_in_order();
   finish_restart(q, Restart::get_half);
   finish_restart(q, Restart::put_half);
   if (run) give_back(q, head);
@@ -585,9 +610,13 @@ void restart_if_empty(QueueShared* q) {
 void remove_head(QueueShared* q, std::uint64_t length) {
   GetSide& side = q->get;
   const std::uint64_t gets_before = q->gets.load(std::memory_order_relaxed);
-  side.intent = GetIntent{1, gets_before, side.read_offset};
+  side.intent = GetIntent{0, gets_before, side.read_offset};
+  stores_in_order();
+  side.intent.active = 1;
+  stores_in_order();
   side.read_offset += record_header + length;
-  q->gets.store(gets_before + 1, std::memory_order_seq_cst);
+  q->gets.store(gets_before + 1, std::memory_order_seq_cst);  // the commit
+  stores_in_order();
   side.intent.active = 0;
   if (q->maxsize != 0 && q->not_full.signal()) q->not_full.wake_all();
   restart_if_empty(q);
