@@ -2,7 +2,7 @@
 // sequence of puts (of sizes up to several chunks), gets and task_dones,
 // checked against a std::deque model. Any difference, crash or leak of
 // chunks once the queue is empty again is a finding. The queue gets 64 chunks
-// of address space instead of 8192, so that inputs reach its end, where free
+// of address space instead of 16384, so that inputs reach its end, where free
 // chunks must be searched for, within seconds.
 #include <cstddef>
 #include <cstdint>

@@ -25,10 +25,10 @@ namespace {
 // run of adjacent chunk slots of its own. Freed chunks go to a "warm" free
 // list (reused first, so steady traffic touches no new pages) up to a limit,
 // beyond which their pages are handed back to the kernel first.
-constexpr std::uint64_t chunk_size = 4 << 20;
-constexpr std::uint32_t slot_count = 8192;  // 32 GiB of address space, sparse
+constexpr std::uint64_t chunk_size = QueueCore::chunk_bytes;
+constexpr std::uint32_t slot_count = (std::uint64_t{32} << 30) / chunk_size;  // 32 GiB of address space, sparse
 constexpr std::uint32_t no_slot = UINT32_MAX;
-constexpr std::uint32_t warm_limit = 4;     // 16 MiB kept warm per queue
+constexpr std::uint32_t warm_limit = 4;     // 8 MiB kept warm per queue
 constexpr std::uint64_t record_header = sizeof(std::uint64_t);
 // A record header with this length says "the next record is in the next
 // chunk": consumers never read the producers' fill offset, so that a put
@@ -40,7 +40,7 @@ constexpr std::uint32_t inside_run = UINT32_MAX;
 
 // An empty queue whose head chunk was consumed past this offset starts over
 // at offset 0, so that a producer and a consumer that keep pace write and
-// read the same few cache-warm pages instead of walking 4 MiB chunks.
+// read the same few cache-warm pages instead of walking whole chunks.
 constexpr std::uint64_t restart_offset = 64 << 10;
 
 // A process may be killed between any two instructions, and whoever takes
@@ -50,7 +50,7 @@ constexpr std::uint64_t restart_offset = 64 << 10;
 void stores_in_order() noexcept { std::atomic_signal_fence(std::memory_order_seq_cst); }
 
 // No initializers: the memfd starts zero-filled, which is "free, no next", so
-// creating a queue touches none of the 8192 entries.
+// creating a queue touches none of the 16384 entries.
 struct Slot {
   std::uint32_t link;       // the next slot + 1; 0: none
   std::uint32_t run;        // slots in this chunk's run; 0 while free; inside_run after the first

@@ -642,13 +642,17 @@ TEST_CASE("QueueCore: memory of consumed records goes back") {
 // a live multi-chunk record, which then came out overwritten.
 TEST_CASE("QueueCore: at the end of the address space, live multi-chunk records are never reused") {
   mp::detail::QueueCore core(0, "Queue");
-  core.limit_address_space(8);  // 8 chunks of 4 MiB
+  core.limit_address_space(8);
+  constexpr std::size_t chunk = mp::detail::QueueCore::chunk_bytes;
   const auto now = mp::detail::Deadline::now();
-  const std::string x = patterned(5 << 20, 1), y = patterned(9 << 20, 2), z = patterned(5 << 20, 3);
-  REQUIRE(core.put(x, now));  // chunks 0-1
-  REQUIRE(core.put(y, now));  // chunks 2-4
-  REQUIRE(core.put(z, now));  // chunks 5-6
-  // Two adjacent free chunks do not exist: chunks 3-4 and 6 belong to live records.
+  const std::string x = patterned(chunk * 5 / 4, 1), y = patterned(chunk * 9 / 4, 2),
+                    z = patterned(chunk * 5 / 4, 3);
+  // Chunk 0 is the first head chunk; each of these takes a run of its own.
+  REQUIRE(core.put(x, now));  // chunks 1-2
+  REQUIRE(core.put(y, now));  // chunks 3-5
+  REQUIRE(core.put(z, now));  // chunks 6-7
+  // Two adjacent free chunks do not exist: chunks 2, 4-5 and 7, which look
+  // unused, belong to live records.
   CHECK_THROWS_AS(core.put(x, now), mp::OSError);
   std::string out;
   for (const std::string* expected : {&x, &y, &z}) {

@@ -65,10 +65,15 @@ class QueueCore {
   bool task_done();
   bool join(const Deadline& deadline);
 
-  // 4 MiB chunks in use now (the head chunk at least; freed ones are not
-  // counted), for tests.
+  // Records live in chunks of this size; a bigger one takes a run of them.
+  // 2 MiB: a producer and a consumer that keep pace cycle through two or
+  // three chunks, which stay in the CPU caches (4 MiB chunks made 1 KiB items
+  // about 30% slower), and a record of up to 2 MiB needs no run.
+  static constexpr std::size_t chunk_bytes = std::size_t{2} << 20;
+  // Chunks in use now (the head chunk at least; freed ones are not counted),
+  // for tests.
   std::size_t resident_chunks() const noexcept;
-  // Makes only the first `chunks` 4 MiB chunks usable, for tests that must
+  // Makes only the first `chunks` chunks usable, for tests that must
   // reach the end of the address space without walking 32 GiB.
   void limit_address_space(std::uint32_t chunks);
 
