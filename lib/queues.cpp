@@ -28,7 +28,7 @@ namespace {
 constexpr std::uint64_t chunk_size = QueueCore::chunk_bytes;
 constexpr std::uint32_t slot_count = (std::uint64_t{32} << 30) / chunk_size;  // 32 GiB of address space, sparse
 constexpr std::uint32_t no_slot = UINT32_MAX;
-constexpr std::uint32_t warm_limit = 4;     // 8 MiB kept warm per queue
+constexpr std::uint32_t warm_limit = 8;     // 16 MiB kept warm per queue
 constexpr std::uint64_t record_header = sizeof(std::uint64_t);
 // A record header with this length says "the next record is in the next
 // chunk": consumers never read the producers' fill offset, so that a put
