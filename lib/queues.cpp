@@ -38,11 +38,6 @@ constexpr std::uint64_t next_chunk_marker = UINT64_MAX;
 // The run of a slot inside a multi-chunk run, after its first.
 constexpr std::uint32_t inside_run = UINT32_MAX;
 
-// An empty queue whose head chunk was consumed past this offset starts over
-// at offset 0, so that a producer and a consumer that keep pace write and
-// read the same few cache-warm pages instead of walking whole chunks.
-constexpr std::uint64_t restart_offset = 64 << 10;
-
 // A process may be killed between any two instructions, and whoever takes
 // its lock over repairs what it left. The kernel's handling of the death
 // orders memory, so the repairer sees every store made before it: what
@@ -581,20 +576,22 @@ std::string_view head_record(QueueShared* q) {
   }
 }
 
-// An empty queue's head and tail are put back at the start of one chunk (the
-// head chunk, or a fresh one in place of a multi-chunk run, whose memory goes
-// back), if the put lock is free: with the get lock held, it is only tried.
+// When a get empties the queue and its last record took a multi-chunk run,
+// the head and tail move to the start of a fresh single chunk and the run's
+// memory goes back at once, if the put lock is free: with the get lock held,
+// it is only tried. (Starting a single chunk over in the same way, to reuse
+// its first pages, measured slower for 1 KiB items: the producer then writes
+// lines the consumer has just read, and must take them back from its cache.)
 void restart_if_empty(QueueShared* q) {
   GetSide& side = q->get;
   const std::uint32_t head = side.head;
-  const bool run = q->slots[head].run > 1;
-  if (!run && side.read_offset < restart_offset) return;
+  if (q->slots[head].run == 1) return;
   if (q->puts.load(std::memory_order_acquire) != q->gets.load(std::memory_order_relaxed)) return;
   Held puts(q, q->put.lock, repair_put, std::try_to_lock);
   if (!puts.try_acquire() || q->put.tail != head ||
       q->puts.load(std::memory_order_relaxed) != q->gets.load(std::memory_order_relaxed))
     return;
-  const std::uint32_t target = run ? take_run(q, 1) : head;
+  const std::uint32_t target = take_run(q, 1);
   if (target == no_slot) return;
   q->restart.target = target;
   stores_in_order();
@@ -602,7 +599,7 @@ void restart_if_empty(QueueShared* q) {
   stores_in_order();
   finish_restart(q, Restart::get_half);
   finish_restart(q, Restart::put_half);
-  if (run) give_back(q, head);
+  give_back(q, head);
 }
 
 // Removes the head record, of `length` bytes, with the get lock held; the
