@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -103,6 +104,22 @@ TEST_CASE("get(timeout) raises TimeoutError; successful() before ready raises Va
   CHECK_FALSE(result.ready());
   CHECK_THROWS_AS(result.successful(), mp::ValueError);
   CHECK(result.get(patience) == 36);
+}
+
+// get() spins briefly (a short task's result is often that close), then
+// sleeps: waiting for a long task costs the caller no CPU.
+TEST_CASE("get() of a long task sleeps instead of spinning") {
+  mp::Pool pool(1);
+  auto result = pool.apply_async(slow_sqr, 3, 400);
+  auto thread_cpu = [] {
+    timespec now{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+  };
+  auto cpu_before = thread_cpu();
+  CHECK(result.get(patience) == 9);
+  // About 400 ms of waiting; a caller that spun through it would use as much.
+  CHECK(thread_cpu() - cpu_before < 40ms * test_support::sanitizer_slowdown);
 }
 
 TEST_CASE("map, map_async and starmap keep input order, for any chunksize") {
