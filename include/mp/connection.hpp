@@ -46,7 +46,7 @@ class ConnectionState;
 // frames never interleave.
 //
 // Blocking: send blocks while the kernel buffer is full; recv blocks until a
-// whole message arrives, first reading without blocking for up to 50 us (a
+// whole message arrives, first reading without blocking for up to 20 us (a
 // reply is often that close; a receiver whose messages come slowly soon stops
 // and just sleeps); poll(timeout) waits at most timeout (monotonic). Signals
 // never interrupt a call (EINTR is retried).
