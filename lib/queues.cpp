@@ -44,6 +44,21 @@ constexpr std::uint32_t inside_run = UINT32_MAX;
 // matters is the order the compiler emitted them in, which this keeps.
 void stores_in_order() noexcept { std::atomic_signal_fence(std::memory_order_seq_cst); }
 
+// An intent is whole before it is marked active, and its steps come after;
+// it is cleared only after the commit.
+template <class Intent>
+void begin_intent(Intent& intent, Intent value) noexcept {
+  intent = value;
+  stores_in_order();
+  intent.active = 1;
+  stores_in_order();
+}
+template <class Intent>
+void end_intent(Intent& intent) noexcept {
+  stores_in_order();
+  intent.active = 0;
+}
+
 // No initializers: the memfd starts zero-filled, which is "free, no next", so
 // creating a queue touches none of the 16384 entries.
 struct Slot {
@@ -60,6 +75,52 @@ Slot make_slot(std::uint32_t next, std::uint32_t run, std::uint64_t populated = 
 // Pages are created ahead of the writer in steps of this size, with one
 // system call, instead of one page fault (about 10 us in a VM) per 4 KiB.
 constexpr std::uint64_t populate_step = 512 << 10;
+
+// Holds one of the queue's locks: pid-stamped lock words (see
+// sync_lock_word.hpp), so an uncontended acquire is one atomic instruction
+// and a dead holder's lock is taken over. Then `repair` runs first.
+class Held {
+ public:
+  using Repair = void (*)(QueueShared*);
+  Held(QueueShared* q, LockWord& lock, Repair repair) : q_(q), lock_(lock), repair_(repair) { acquire(); }
+  // Not yet held: try_acquire() may take it.
+  Held(QueueShared* q, LockWord& lock, Repair repair, std::try_to_lock_t)
+      : q_(q), lock_(lock), repair_(repair) {}
+  ~Held() {
+    if (held_) release();
+  }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+
+  void acquire() {
+    if (!lock_.try_acquire_fast()) lock_word_acquire_slow(lock_, Deadline::never());
+    held_ = true;
+    repair_if_needed();
+  }
+  bool try_acquire() {
+    held_ = lock_.try_acquire_fast();
+    if (held_) repair_if_needed();
+    return held_;
+  }
+  void release() {
+    held_ = false;
+    lock_word_release(lock_);
+  }
+
+ private:
+  // The flag stays set until a repair completes, so a repairer that dies
+  // too leaves the repair to the next holder.
+  void repair_if_needed() {
+    if (!lock_.owner_died.load(std::memory_order_relaxed)) return;
+    repair_(q_);
+    lock_.owner_died.store(0, std::memory_order_relaxed);
+  }
+
+  QueueShared* q_;
+  LockWord& lock_;
+  Repair repair_;
+  bool held_ = false;
+};
 
 // An event that waiters sleep on. Bit 0 says somebody may be asleep; the
 // rest counts signals. A waiter announces itself (sets the bit), then checks
@@ -80,8 +141,23 @@ class Event {
       if (word_.compare_exchange_weak(old, (old + 2) & ~1u, std::memory_order_seq_cst)) return true;
     return false;
   }
-  bool wait(std::uint32_t seen, const Deadline& deadline) { return futex_wait(word_, seen, deadline); }
   void wake_all() noexcept { futex_wake(word_, futex_wake_all); }
+
+  // Sleeps until `ready()`; false if the deadline passed first. `held` (a
+  // side's lock, or null) is released while asleep and held again for each
+  // look at `ready`.
+  template <class Ready>
+  bool wait_for(Ready ready, const Deadline& deadline, Held* held = nullptr) {
+    while (!ready()) {
+      std::uint32_t seen = prepare_wait();
+      if (ready()) break;
+      if (held) held->release();
+      bool woken = futex_wait(word_, seen, deadline);
+      if (held) held->acquire();
+      if (!woken && !ready()) return false;
+    }
+    return true;
+  }
 
  private:
   std::atomic<std::uint32_t> word_{0};
@@ -174,52 +250,6 @@ std::uint64_t capacity(QueueShared* q, std::uint32_t slot) { return std::uint64_
 std::uint32_t load_link(QueueShared* q, std::uint32_t slot) {
   return std::atomic_ref<std::uint32_t>(q->slots[slot].link).load(std::memory_order_acquire);
 }
-
-// Holds one of the queue's locks: pid-stamped lock words (see
-// sync_lock_word.hpp), so an uncontended acquire is one atomic instruction
-// and a dead holder's lock is taken over. Then `repair` runs first.
-class Held {
- public:
-  using Repair = void (*)(QueueShared*);
-  Held(QueueShared* q, LockWord& lock, Repair repair) : q_(q), lock_(lock), repair_(repair) { acquire(); }
-  // Not yet held: try_acquire() may take it.
-  Held(QueueShared* q, LockWord& lock, Repair repair, std::try_to_lock_t)
-      : q_(q), lock_(lock), repair_(repair) {}
-  ~Held() {
-    if (held_) release();
-  }
-  Held(const Held&) = delete;
-  Held& operator=(const Held&) = delete;
-
-  void acquire() {
-    if (!lock_.try_acquire_fast()) lock_word_acquire_slow(lock_, Deadline::never());
-    held_ = true;
-    repair_if_needed();
-  }
-  bool try_acquire() {
-    held_ = lock_.try_acquire_fast();
-    if (held_) repair_if_needed();
-    return held_;
-  }
-  void release() {
-    held_ = false;
-    lock_word_release(lock_);
-  }
-
- private:
-  // The flag stays set until a repair completes, so a repairer that dies
-  // too leaves the repair to the next holder.
-  void repair_if_needed() {
-    if (!lock_.owner_died.load(std::memory_order_relaxed)) return;
-    repair_(q_);
-    lock_.owner_died.store(0, std::memory_order_relaxed);
-  }
-
-  QueueShared* q_;
-  LockWord& lock_;
-  Repair repair_;
-  bool held_ = false;
-};
 
 // A dead holder of the lists can have left a slot in no list (lost until the
 // queue goes away) but never a list that is not well formed: each step is
@@ -448,18 +478,6 @@ bool has_room(QueueShared* q) {
   return puts - q->put.known_gets < q->maxsize;
 }
 
-bool wait_for_room(QueueShared* q, Held& puts, const Deadline& deadline) {
-  while (!has_room(q)) {
-    std::uint32_t seen = q->not_full.prepare_wait();
-    if (has_room(q)) break;
-    puts.release();
-    bool woken = q->not_full.wait(seen, deadline);
-    puts.acquire();
-    if (!woken && !has_room(q)) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 bool QueueCore::put(std::string_view head, std::string_view body, const Deadline& deadline) {
@@ -468,7 +486,7 @@ bool QueueCore::put(std::string_view head, std::string_view body, const Deadline
   const std::uint64_t size = head.size() + body.size();
   const std::uint64_t needed = record_header + size;
   Held puts = hold_puts(q);
-  if (q->maxsize != 0 && !wait_for_room(q, puts, deadline)) return false;
+  if (q->maxsize != 0 && !q->not_full.wait_for([q] { return has_room(q); }, deadline, &puts)) return false;
   // Where the record goes: after the tail run's records, or a new run.
   const std::uint32_t old_tail = side.tail;
   const bool fits = side.tail_fill + needed <= capacity(q, old_tail);
@@ -483,10 +501,7 @@ bool QueueCore::put(std::string_view head, std::string_view body, const Deadline
     offset = 0;
   }
   const std::uint64_t puts_before = q->puts.load(std::memory_order_relaxed);
-  side.intent = PutIntent{0, old_tail, fits ? no_slot : slot, puts_before, offset + needed};
-  stores_in_order();
-  side.intent.active = 1;
-  stores_in_order();
+  begin_intent(side.intent, PutIntent{0, old_tail, fits ? no_slot : slot, puts_before, offset + needed});
   populate(q, slot, offset + needed);
   char* at = chunk_base(q, slot) + offset;
   std::memcpy(at, &size, sizeof size);
@@ -501,8 +516,7 @@ bool QueueCore::put(std::string_view head, std::string_view body, const Deadline
   }
   side.tail_fill = offset + needed;
   q->puts.store(puts_before + 1, std::memory_order_seq_cst);  // the commit
-  stores_in_order();
-  side.intent.active = 0;
+  end_intent(side.intent);
   bool wake = q->not_empty.signal();
   puts.release();
   if (wake) q->not_empty.wake_all();
@@ -527,27 +541,20 @@ constexpr int spin_turns = 200;
 // Waits, with the get lock held by `gets`, until a record is there; false
 // if none came before the deadline. `spin`: null never spins.
 bool wait_for_record(QueueShared* q, Held& gets, const Deadline& deadline, SpinPolicy* spin) {
-  while (!has_record(q)) {
-    if (spin && spin->begin()) {
-      // Brief spin outside the lock: a record often arrives within microseconds.
-      gets.release();
-      for (int turn = 0; turn < spin_turns && q->puts.load(std::memory_order_acquire) <=
-                                           q->gets.load(std::memory_order_relaxed);
-           ++turn)
-        cpu_relax();
-      gets.acquire();
-      const bool found = has_record(q);
-      spin->end(found);
-      if (found) break;
-    }
-    std::uint32_t seen = q->not_empty.prepare_wait();
-    if (has_record(q)) break;
+  if (has_record(q)) return true;
+  if (spin && spin->begin()) {
+    // Brief spin outside the lock: a record often arrives within microseconds.
     gets.release();
-    bool woken = q->not_empty.wait(seen, deadline);
+    for (int turn = 0; turn < spin_turns && q->puts.load(std::memory_order_acquire) <=
+                                         q->gets.load(std::memory_order_relaxed);
+         ++turn)
+      cpu_relax();
     gets.acquire();
-    if (!woken && !has_record(q)) return false;
+    const bool found = has_record(q);
+    spin->end(found);
+    if (found) return true;
   }
-  return true;
+  return q->not_empty.wait_for([q] { return has_record(q); }, deadline, &gets);
 }
 
 // Leaves the head chunk for the next one, which holds the next record.
@@ -607,14 +614,10 @@ void restart_if_empty(QueueShared* q) {
 void remove_head(QueueShared* q, std::uint64_t length) {
   GetSide& side = q->get;
   const std::uint64_t gets_before = q->gets.load(std::memory_order_relaxed);
-  side.intent = GetIntent{0, gets_before, side.read_offset};
-  stores_in_order();
-  side.intent.active = 1;
-  stores_in_order();
+  begin_intent(side.intent, GetIntent{0, gets_before, side.read_offset});
   side.read_offset += record_header + length;
   q->gets.store(gets_before + 1, std::memory_order_seq_cst);  // the commit
-  stores_in_order();
-  side.intent.active = 0;
+  end_intent(side.intent);
   if (q->maxsize != 0 && q->not_full.signal()) q->not_full.wake_all();
   restart_if_empty(q);
 }
@@ -682,12 +685,7 @@ bool QueueCore::join(const Deadline& deadline) {
     const std::uint64_t done = q->tasks_done.load(std::memory_order_seq_cst);
     return q->puts.load(std::memory_order_seq_cst) == done;
   };
-  while (!finished()) {
-    std::uint32_t seen = q->all_done.prepare_wait();
-    if (finished()) break;
-    if (!q->all_done.wait(seen, deadline) && !finished()) return false;
-  }
-  return true;
+  return q->all_done.wait_for(finished, deadline);
 }
 
 void QueueCore::limit_address_space(std::uint32_t chunks) {
