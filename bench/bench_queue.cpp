@@ -85,10 +85,12 @@ double boost_seconds(std::size_t message_size, std::size_t items) {
   return seconds;
 }
 
-// The floor for large items: the same bytes through a ring of 16 slots in
-// shared memory whose pages exist before the clock starts, one memcpy in and
-// one out (into a new string, as Queue::get returns), the two sides spinning
-// on a count each: no framing, no locks, no sleeping, no page ever created.
+// A reference for large items, the simplest transport there is: the same
+// bytes through a ring of 16 slots in shared memory whose pages exist before
+// the clock starts, one memcpy in and one out (into a new string, as
+// Queue::get returns), the two sides spinning on a count each: no framing,
+// no locks, no sleeping, no page ever created. Not a floor: its producer
+// rewrites slots the consumer has just read, which mp's chunks avoid.
 double raw_ring_seconds(const std::string& item, std::size_t items) {
   constexpr std::size_t slots = 16;
   const std::size_t size = item.size();

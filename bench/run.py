@@ -350,8 +350,8 @@ def write_doc(header, lines, rows, info, errors, plotted):
         "- queue_*_1to1, queue_int_2to2: Queue items from producer to consumer processes (mp unbounded, as Python's default).",
         "- queue_*_1to1_bounded: mp::Queue(1024) beside Boost's message_queue of 1024 slots.",
         "- queue_1mib_1to1 raw: the same bytes through a 16-slot ring in shared memory whose pages exist "
-        "before the clock starts, one memcpy in and one out, both sides spinning: the machine's floor "
-        "for moving 1 MiB items between two processes.",
+        "before the clock starts, one memcpy in and one out, both sides spinning: the simplest transport, "
+        "for reference (not a floor: its producer rewrites slots the consumer has just read).",
         "- queue_mbps_<size>: the throughput plot above.",
         "- pool_*: Pool(2) map (default chunksize and chunksize 1) and apply_async().get() of x*x.",
         "",

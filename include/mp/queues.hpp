@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -105,19 +106,26 @@ class Queue {
 
   T get_until(const detail::Deadline& deadline, std::string_view method) {
     require_open(method);
-    if constexpr (std::is_arithmetic_v<T>) {
-      // A number is decoded straight from the queue, under its lock, which
-      // takes no longer than copying it out. Every producer put the same
-      // plain encoding, so the decoding cannot fail.
+    if constexpr (detail::has_plain_encoding<T>) {
+      // A number or a string is decoded straight from the queue, under the
+      // consumers' lock: that is one copy, as copying it out would be, and
+      // producers do not wait for it. A record that does not decode is
+      // still taken, then reported.
       T value{};
-      if (!state_->core.get([&](std::string_view record) { value = detail::loads<T>(record, method); },
-                            deadline))
-        throw Empty(std::string(method) + ": the queue is empty");
+      std::exception_ptr malformed;
+      auto decode = [&](std::string_view record) {
+        try {
+          value = detail::loads<T>(record, method);
+        } catch (...) {
+          malformed = std::current_exception();
+        }
+      };
+      if (!state_->core.get(decode, deadline)) throw Empty(std::string(method) + ": the queue is empty");
+      if (malformed) std::rethrow_exception(malformed);
       return value;
     } else {
-      // Anything else is copied out and decoded once the lock is released:
-      // decoding even a 1 KiB string under it (an allocation and a copy) made
-      // a producer and a consumer on two cores wait for each other longer.
+      // Anything else is copied out and decoded once the lock is released,
+      // so that cereal's slower decoding holds up no other consumer.
       thread_local std::string buffer;  // keeps its capacity
       if (!state_->core.get(buffer, deadline)) throw Empty(std::string(method) + ": the queue is empty");
       return detail::loads<T>(buffer, method);
