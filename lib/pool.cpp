@@ -62,7 +62,7 @@ struct InFlight {
 struct Worker {
   std::unique_ptr<Process> process;
   std::shared_ptr<QueueCore> tasks;
-  std::deque<InFlight> in_flight;
+  std::deque<InFlight> in_flight{};
   std::uint64_t generation = 0;
   bool alive = false;
   bool watched = false;
@@ -253,17 +253,13 @@ struct PoolCore::State {
         [this, slot, tasks, generation] { worker_main(slot, tasks, generation); });
     process->start();
     std::lock_guard lock(mutex);
-    Worker& worker = workers[slot];
-    worker.process = std::move(process);
-    worker.tasks = tasks;
-    worker.generation = generation;
-    worker.alive = true;
-    worker.watched = true;
-    worker.budget = maxtasks ? *maxtasks : -1;
-    worker.run_ns = 0;
-    worker.window = min_window;
-    worker.topping_up = true;
-    worker.in_flight.clear();
+    // A new worker: nothing in flight, its task lengths not learnt yet.
+    Worker& worker = workers[slot] = Worker{.process = std::move(process),
+                                            .tasks = tasks,
+                                            .generation = generation,
+                                            .alive = true,
+                                            .watched = true,
+                                            .budget = maxtasks ? *maxtasks : -1};
     // join() may have sent its stop messages while this worker was forking.
     if (draining) put_stop(*worker.tasks);
     poke_watcher();

@@ -24,6 +24,7 @@
 
 #include "mp/detail/archive.hpp"
 #include "mp/detail/fd.hpp"
+#include "mp/detail/identity.hpp"
 #include "mp/detail/syscall.hpp"
 
 namespace mp {
@@ -290,7 +291,7 @@ void Process::start() {
   std::unique_ptr<State> child_state(new State{
       .identity = {.name = name_,
                    .daemon = daemon_,
-                   .parent = ProcessInfo{me.name, ::getpid(), me.daemon},
+                   .parent = ProcessInfo{me.name, detail::current_pid(), me.daemon},
                    .identity = identity_},
       .registry = {}});
   auto child = std::make_shared<detail::Child>();
@@ -403,7 +404,7 @@ int Process::sentinel() const {
 
 ProcessInfo current_process() {
   const Identity& me = identity();
-  return ProcessInfo{me.name, static_cast<int>(::getpid()), me.daemon};
+  return ProcessInfo{me.name, detail::current_pid(), me.daemon};
 }
 
 std::optional<ProcessInfo> parent_process() { return identity().parent; }

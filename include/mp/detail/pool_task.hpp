@@ -249,7 +249,7 @@ std::string encode_chunk(const F& f, It first, std::size_t count) {
 // if they are malformed or too many.
 template <class Value, class Out>
 void load_chunk_results(std::string_view payload, Out out, std::size_t room,
-                               std::string_view object) {
+                        std::string_view object) {
   try {
     InputArchive archive(payload);
     const std::size_t count = load_count(archive);
