@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,33 +48,37 @@ std::string error_text(auto&& call) {
   return "no exception";
 }
 
-// CPU time (user + system, in clock ticks) a process has used so far.
-inline long cpu_ticks(int pid) {
+// The fields of /proc/<pid>/stat after the command name, from the state
+// (field 3) on; empty once the process is reaped.
+inline std::vector<std::string> stat_fields(int pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::string field;
-  long utime = 0, stime = 0;
-  for (int index = 3; fields >> field; ++index) {
-    if (index == 14) utime = std::stol(field);
-    if (index == 15) {
-      stime = std::stol(field);
-      break;
-    }
-  }
-  return utime + stime;
+  std::vector<std::string> fields;
+  auto close_paren = line.rfind(')');
+  if (close_paren == std::string::npos) return fields;
+  std::istringstream rest(line.substr(close_paren + 1));
+  for (std::string field; rest >> field;) fields.push_back(field);
+  return fields;
+}
+
+// CPU time (user + system, in clock ticks) a process has used so far.
+inline long cpu_ticks(int pid) {
+  std::vector<std::string> fields = stat_fields(pid);
+  return fields.size() < 13 ? 0 : std::stol(fields[11]) + std::stol(fields[12]);  // fields 14, 15
+}
+
+// CPU time the calling thread has used so far.
+inline std::chrono::nanoseconds thread_cpu_time() {
+  timespec now{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
 }
 
 // True when `pid` no longer runs: reaped, or a zombie nobody reaped yet.
 inline bool process_gone(int pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return true;
-  std::string line;
-  std::getline(stat, line);
-  auto close_paren = line.rfind(')');
-  return close_paren != std::string::npos && line.size() > close_paren + 2 &&
-         line[close_paren + 2] == 'Z';
+  std::vector<std::string> fields = stat_fields(pid);
+  return fields.empty() || fields[0] == "Z";
 }
 
 inline bool all_gone_within(const std::vector<int>& pids, std::chrono::milliseconds limit) {

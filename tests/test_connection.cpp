@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -207,17 +206,12 @@ TEST_CASE("a receiver waiting for slow messages sleeps instead of spinning") {
   auto [receiver, sender] = Pipe();
   constexpr int messages = 12;
   mp::Process child([&, receiver = receiver]() mutable {
-    auto cpu_microseconds = [] {
-      rusage usage{};
-      ::getrusage(RUSAGE_SELF, &usage);
-      return static_cast<long>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000 +
-             usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
-    };
     if (receiver.recv<int>() != 0) mp::exit(2);
-    long start = cpu_microseconds();  // the waits from here on
+    auto start = test_support::thread_cpu_time();  // the waits from here on
     for (int i = 1; i < messages; ++i)
       if (receiver.recv<int>() != i) mp::exit(2);
-    receiver.send(cpu_microseconds() - start);
+    receiver.send(static_cast<long>(
+        std::chrono::duration_cast<std::chrono::microseconds>(test_support::thread_cpu_time() - start).count()));
   });
   child.start();
   for (int i = 0; i < messages; ++i) {

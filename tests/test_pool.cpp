@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -111,15 +110,10 @@ TEST_CASE("get(timeout) raises TimeoutError; successful() before ready raises Va
 TEST_CASE("get() of a long task sleeps instead of spinning") {
   mp::Pool pool(1);
   auto result = pool.apply_async(slow_sqr, 3, 400);
-  auto thread_cpu = [] {
-    timespec now{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-    return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
-  };
-  auto cpu_before = thread_cpu();
+  auto cpu_before = test_support::thread_cpu_time();
   CHECK(result.get(patience) == 9);
   // About 400 ms of waiting; a caller that spun through it would use as much.
-  CHECK(thread_cpu() - cpu_before < 40ms * test_support::sanitizer_slowdown);
+  CHECK(test_support::thread_cpu_time() - cpu_before < 40ms * test_support::sanitizer_slowdown);
 }
 
 TEST_CASE("map, map_async and starmap keep input order, for any chunksize") {

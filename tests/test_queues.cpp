@@ -95,7 +95,6 @@ bool whole(const std::string& item, std::size_t size) {
   return second == first * 6364136223846793005ull + 1442695040888963407ull;
 }
 
-
 // Refuses to be saved when its value is negative.
 struct Refusing {
   int value = 0;
@@ -565,7 +564,7 @@ TEST_CASE("Queue: a consumer SIGKILLed in the middle of get loses at most the it
     consumer.kill();
     consumer.join(patience);
     REQUIRE(consumer.exitcode() == -SIGKILL);
-    // The next caller gets the dead taker's lock at once.
+    // The next caller takes the dead taker's lock over within a liveness slice.
     CHECK(elapsed_in([&] { core_of(queue).join(mp::detail::Deadline::now()); }) <
           100ms * test_support::sanitizer_slowdown);
     int left = static_cast<int>(queue.qsize());
