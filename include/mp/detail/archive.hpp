@@ -1,10 +1,12 @@
 // mp/detail/archive.hpp: cereal archives that write straight into a
 // std::string and read from a byte span, without iostreams.
 //
-// The input archive is bounded: every length prefix (cereal's SizeTag) is
-// checked against the bytes that remain before anything is allocated, so a
-// corrupt or hostile message cannot make us allocate what it asks for. Any
-// decoding failure becomes mp::SerializationError.
+// The input archive is bounded: a container's element count is believed only
+// if the bytes that remain can hold that many elements, each at least the
+// fewest bytes its type can be encoded in (known at compile time), and this is
+// checked before anything is allocated. So a corrupt or hostile message makes
+// the reader allocate no more than an honest message of the same length could.
+// Any decoding failure becomes mp::SerializationError.
 #pragma once
 
 #include <cereal/cereal.hpp>
@@ -13,6 +15,7 @@
 #include <cereal/types/chrono.hpp>
 #include <cereal/types/complex.hpp>
 #include <cereal/types/deque.hpp>
+#include <cereal/types/forward_list.hpp>
 #include <cereal/types/list.hpp>
 #include <cereal/types/map.hpp>
 #include <cereal/types/optional.hpp>
@@ -22,8 +25,11 @@
 #include <cereal/types/unordered_map.hpp>
 #include <cereal/types/unordered_set.hpp>
 #include <cereal/types/utility.hpp>
+#include <cereal/types/valarray.hpp>
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -61,6 +67,15 @@ class InputArchive : public cereal::InputArchive<InputArchive, cereal::AllowEmpt
   }
   std::size_t remaining() const noexcept { return in_.size(); }
 
+  // The element count a container's size tag at the current position
+  // claims, without consuming it; 0 if fewer bytes than a tag remain (the
+  // load then fails on its own as truncated).
+  std::uint64_t peek_count() const noexcept {
+    cereal::size_type count = 0;
+    if (in_.size() >= sizeof count) std::memcpy(&count, in_.data(), sizeof count);
+    return count;
+  }
+
  private:
   std::string_view in_;
 };
@@ -94,10 +109,11 @@ template <class T>
 void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const cereal::SizeTag<T>& t) {
   ar(t.size);
 }
-// Every element of every container this library sends costs at least one byte,
-// so a count larger than what is left is a lie: refuse it before cereal resizes.
-// (So a container of empty types that serialize to nothing cannot be received:
-// give such a type one byte, as detail::NoValue does.)
+// A size tag read outside the containers below (a user's own load code, the
+// pool's chunks) knows nothing of its elements; each costs at least one byte,
+// so a count larger than what is left is a lie: refuse it before anyone
+// resizes. (So a container of empty types that serialize to nothing cannot be
+// received: give such a type one byte, as detail::NoValue does.)
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, cereal::SizeTag<T>& t) {
   ar(t.size);
@@ -115,13 +131,166 @@ void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, cereal::BinaryData<T>& bd) {
   ar.loadBinary(bd.data, static_cast<std::size_t>(bd.size));
 }
 
-// The demangled name of a type, for error messages ("std::string" style names
-// come out as the compiler spells them).
+// The readable name of a type, for error messages: demangled, with the
+// standard library's inline namespaces and default arguments left out
+// ("std::map<std::string, std::vector<double>>", not
+// "std::map<std::__cxx11::basic_string<char, ...>, ...>").
 std::string demangle(const char* mangled);
+// The same for a name that is already demangled.
+std::string readable_type_name(std::string_view demangled);
 template <class T>
 std::string type_name() {
   return demangle(typeid(T).name());
 }
+
+// The containers that cereal writes as a size tag (the element count) followed
+// by the elements.
+template <class T>
+inline constexpr bool is_counted_container_v = false;
+template <class T, class A>
+inline constexpr bool is_counted_container_v<std::vector<T, A>> = true;
+template <class T, class A>
+inline constexpr bool is_counted_container_v<std::deque<T, A>> = true;
+template <class T, class A>
+inline constexpr bool is_counted_container_v<std::list<T, A>> = true;
+template <class T, class A>
+inline constexpr bool is_counted_container_v<std::forward_list<T, A>> = true;
+template <class C, class Tr, class A>
+inline constexpr bool is_counted_container_v<std::basic_string<C, Tr, A>> = true;
+template <class T>
+inline constexpr bool is_counted_container_v<std::valarray<T>> = true;
+template <class K, class C, class A>
+inline constexpr bool is_counted_container_v<std::set<K, C, A>> = true;
+template <class K, class C, class A>
+inline constexpr bool is_counted_container_v<std::multiset<K, C, A>> = true;
+template <class K, class V, class C, class A>
+inline constexpr bool is_counted_container_v<std::map<K, V, C, A>> = true;
+template <class K, class V, class C, class A>
+inline constexpr bool is_counted_container_v<std::multimap<K, V, C, A>> = true;
+template <class K, class H, class E, class A>
+inline constexpr bool is_counted_container_v<std::unordered_set<K, H, E, A>> = true;
+template <class K, class H, class E, class A>
+inline constexpr bool is_counted_container_v<std::unordered_multiset<K, H, E, A>> = true;
+template <class K, class V, class H, class E, class A>
+inline constexpr bool is_counted_container_v<std::unordered_map<K, V, H, E, A>> = true;
+template <class K, class V, class H, class E, class A>
+inline constexpr bool is_counted_container_v<std::unordered_multimap<K, V, H, E, A>> = true;
+
+// The fewest bytes a value of T takes in this archive's encoding. It must
+// never overestimate (an honest message would be refused), so a type whose
+// encoding is not known here counts as 0: a user's empty class is elided and
+// takes nothing.
+template <class T>
+struct MinEncodedSize {
+  static constexpr std::size_t value = [] {
+    if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>)
+      return sizeof(T);
+    else if constexpr (is_counted_container_v<T>)
+      return sizeof(cereal::size_type);  // the count, even of an empty one
+    else
+      return std::size_t{0};
+  }();
+};
+template <class T>
+inline constexpr std::size_t min_encoded_size_v = MinEncodedSize<std::remove_cv_t<T>>::value;
+
+template <class T, std::size_t N>
+struct MinEncodedSize<std::array<T, N>> {
+  static constexpr std::size_t value = N * min_encoded_size_v<T>;
+};
+template <class A, class B>
+struct MinEncodedSize<std::pair<A, B>> {
+  static constexpr std::size_t value = min_encoded_size_v<A> + min_encoded_size_v<B>;
+};
+template <class... Ts>
+struct MinEncodedSize<std::tuple<Ts...>> {
+  static constexpr std::size_t value = (std::size_t{0} + ... + min_encoded_size_v<Ts>);
+};
+template <class T>
+struct MinEncodedSize<std::optional<T>> {
+  static constexpr std::size_t value = 1;  // the nullopt flag
+};
+template <class... Ts>
+struct MinEncodedSize<std::variant<Ts...>> {
+  static constexpr std::size_t value = sizeof(std::int32_t) + std::min({min_encoded_size_v<Ts>...});
+};
+template <class T>
+struct MinEncodedSize<std::complex<T>> {
+  static constexpr std::size_t value = 2 * min_encoded_size_v<T>;
+};
+template <class Rep, class Period>
+struct MinEncodedSize<std::chrono::duration<Rep, Period>> {
+  static constexpr std::size_t value = min_encoded_size_v<Rep>;
+};
+template <class Clock, class Duration>
+struct MinEncodedSize<std::chrono::time_point<Clock, Duration>> {
+  static constexpr std::size_t value = min_encoded_size_v<Duration>;
+};
+
+// Throws SerializationError unless `count` elements of Container, each at least
+// its element's minimum encoded size (and at least one byte, as for any size
+// tag), fit in `bytes_left`.
+template <class Container>
+void check_element_count(std::uint64_t count, std::size_t bytes_left) {
+  constexpr std::size_t element_size =
+      std::max<std::size_t>(1, min_encoded_size_v<typename Container::value_type>);
+  if (count > bytes_left / element_size)
+    throw SerializationError(type_name<Container>() + " claims " + std::to_string(count) +
+                             " elements of at least " + std::to_string(element_size) +
+                             (element_size == 1 ? " byte" : " bytes") + " each, but only " +
+                             std::to_string(bytes_left) + " bytes are left");
+}
+
+// Reads the size tag of a Container written by cereal (or in its format) and
+// returns the count, refused as above if the rest cannot hold it.
+template <class Container>
+std::size_t load_element_count(InputArchive& ar) {
+  cereal::size_type count = 0;
+  ar(cereal::make_size_tag(count));
+  check_element_count<Container>(count, ar.remaining());
+  return static_cast<std::size_t>(count);
+}
+
+// Each counted container is loaded by cereal's own code once its count has
+// passed the check above. These overloads are more specialized than cereal's
+// (they name the archive), so overload resolution picks them for this archive.
+template <class Container>
+void load_counted(InputArchive& ar, Container& container) {
+  static_assert(is_counted_container_v<Container>);
+  if (ar.remaining() >= sizeof(cereal::size_type))
+    check_element_count<Container>(ar.peek_count(), ar.remaining() - sizeof(cereal::size_type));
+  cereal::CEREAL_LOAD_FUNCTION_NAME(ar, container);
+}
+template <class T, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::vector<T, A>& c) { load_counted(ar, c); }
+template <class A>  // cereal has its own overload for vector<bool>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::vector<bool, A>& c) { load_counted(ar, c); }
+template <class T, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::deque<T, A>& c) { load_counted(ar, c); }
+template <class T, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::list<T, A>& c) { load_counted(ar, c); }
+template <class T, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::forward_list<T, A>& c) { load_counted(ar, c); }
+template <class C, class Tr, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::basic_string<C, Tr, A>& c) { load_counted(ar, c); }
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::valarray<T>& c) { load_counted(ar, c); }
+template <class K, class C, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::set<K, C, A>& c) { load_counted(ar, c); }
+template <class K, class C, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::multiset<K, C, A>& c) { load_counted(ar, c); }
+template <class K, class V, class C, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::map<K, V, C, A>& c) { load_counted(ar, c); }
+template <class K, class V, class C, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::multimap<K, V, C, A>& c) { load_counted(ar, c); }
+template <class K, class H, class E, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::unordered_set<K, H, E, A>& c) { load_counted(ar, c); }
+template <class K, class H, class E, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::unordered_multiset<K, H, E, A>& c) { load_counted(ar, c); }
+template <class K, class V, class H, class E, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::unordered_map<K, V, H, E, A>& c) { load_counted(ar, c); }
+template <class K, class V, class H, class E, class A>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, std::unordered_multimap<K, V, H, E, A>& c) { load_counted(ar, c); }
 
 // Numbers and strings, the commonest items, are encoded and decoded without
 // building cereal's archives, whose hash maps cost more to create and destroy

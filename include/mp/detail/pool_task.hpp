@@ -157,19 +157,13 @@ inline std::string_view rest_of(std::string_view payload, const InputArchive& ar
   return payload.substr(payload.size() - archive.remaining());
 }
 
-inline std::size_t load_count(InputArchive& archive) {
-  cereal::size_type count = 0;
-  archive(cereal::make_size_tag(count));  // the bounded archive checks it
-  return static_cast<std::size_t>(count);
-}
-
 // A chunk of map/starmap: payload = callable, vector<Item>; result =
 // vector<R>. `Spread` says whether an item is a tuple of arguments (starmap).
 template <class F, class Item, bool Spread>
 void run_chunk(std::string_view payload, std::string& result) {
   InputArchive archive(payload);
   F f = load_callable<F>(archive);
-  const std::size_t count = load_count(archive);
+  const std::size_t count = load_element_count<std::vector<Item>>(archive);
   auto call = [&f](Item& item) {
     if constexpr (Spread) {
       return invoke_stored(f, item);
@@ -252,7 +246,7 @@ void load_chunk_results(std::string_view payload, Out out, std::size_t room,
                         std::string_view object) {
   try {
     InputArchive archive(payload);
-    const std::size_t count = load_count(archive);
+    const std::size_t count = load_element_count<std::vector<Value>>(archive);
     if (count > room)
       throw SerializationError(std::to_string(count) + " results for " + std::to_string(room) +
                                " items");
