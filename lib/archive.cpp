@@ -153,6 +153,14 @@ std::string demangle(const char* mangled) {
   return status == 0 && name ? readable_type_name(name.get()) : std::string(mangled);
 }
 
+void refuse_element_count(const char* mangled_container, std::uint64_t count,
+                          std::size_t element_size, std::size_t bytes_left) {
+  throw SerializationError(demangle(mangled_container) + " claims " + std::to_string(count) +
+                           " elements of at least " + std::to_string(element_size) +
+                           (element_size == 1 ? " byte" : " bytes") + " each, but only " +
+                           std::to_string(bytes_left) + " bytes are left");
+}
+
 void append_type_tag(std::string& out, const char* mangled) {
   std::string_view tag(mangled);
   // Longer names are cut: the tag only has to tell types apart in practice, and

@@ -230,15 +230,14 @@ struct MinEncodedSize<std::chrono::time_point<Clock, Duration>> {
 // Throws SerializationError unless `count` elements of Container, each at least
 // its element's minimum encoded size (and at least one byte, as for any size
 // tag), fit in `bytes_left`.
+[[noreturn]] void refuse_element_count(const char* mangled_container, std::uint64_t count,
+                                      std::size_t element_size, std::size_t bytes_left);
 template <class Container>
 void check_element_count(std::uint64_t count, std::size_t bytes_left) {
   constexpr std::size_t element_size =
       std::max<std::size_t>(1, min_encoded_size_v<typename Container::value_type>);
-  if (count > bytes_left / element_size)
-    throw SerializationError(type_name<Container>() + " claims " + std::to_string(count) +
-                             " elements of at least " + std::to_string(element_size) +
-                             (element_size == 1 ? " byte" : " bytes") + " each, but only " +
-                             std::to_string(bytes_left) + " bytes are left");
+  if (count > bytes_left / element_size) [[unlikely]]  // the refusal is out of line
+    refuse_element_count(typeid(Container).name(), count, element_size, bytes_left);
 }
 
 // Reads the size tag of a Container written by cereal (or in its format) and
