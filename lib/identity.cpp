@@ -16,7 +16,6 @@ namespace mp::detail {
 namespace {
 
 std::atomic<pid_t> cached_pid{0};
-std::atomic<std::uint64_t> cached_owner_stamp{0};  // 0: not read yet (a stamp's pid is never 0)
 thread_local pid_t cached_tid = 0;
 
 // Forgets the parent's values; the child reads its own on first use. Reading
@@ -90,13 +89,13 @@ pid_t current_tid() noexcept {
   return cached_tid;
 }
 
-std::uint64_t current_owner_stamp() noexcept {
-  std::uint64_t stamp = cached_owner_stamp.load(std::memory_order_relaxed);
-  if (stamp != 0) return stamp;
+std::atomic<std::uint64_t> cached_owner_stamp{0};
+
+std::uint64_t read_owner_stamp() noexcept {
   const pid_t pid = current_pid();  // registers the fork handler that forgets the stamp
   std::optional<StatFields> self = read_stat("/proc/self/stat");
   const std::uint32_t tag = self && self->pid == pid ? start_tag(*self) : 0;
-  stamp = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(pid);
+  const std::uint64_t stamp = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(pid);
   cached_owner_stamp.store(stamp, std::memory_order_relaxed);
   return stamp;
 }

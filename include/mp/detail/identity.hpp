@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 
@@ -23,7 +24,14 @@ pid_t current_tid() noexcept;
 // same clock tick (10 ms) or 2^32 ticks (497 days at 100 Hz) apart. Tag 0
 // means "unknown": /proc is missing, or belongs to another pid namespace
 // (its /proc/self/stat names another pid), so the pid alone must do.
-std::uint64_t current_owner_stamp() noexcept;  // cached like the pid, refreshed after fork
+// Cached like the pid and forgotten after fork; inline, because every
+// uncontended lock acquire asks for it.
+extern std::atomic<std::uint64_t> cached_owner_stamp;  // 0: not read yet (a stamp's pid is never 0)
+std::uint64_t read_owner_stamp() noexcept;
+inline std::uint64_t current_owner_stamp() noexcept {
+  std::uint64_t stamp = cached_owner_stamp.load(std::memory_order_relaxed);
+  return stamp != 0 ? stamp : read_owner_stamp();
+}
 inline pid_t stamp_pid(std::uint64_t stamp) noexcept { return static_cast<pid_t>(stamp & 0x7fffffffu); }
 inline std::uint32_t stamp_tag(std::uint64_t stamp) noexcept { return static_cast<std::uint32_t>(stamp >> 32); }
 
