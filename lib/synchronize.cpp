@@ -1,3 +1,9 @@
+// lib/synchronize.cpp: Lock, RLock, Semaphore, Condition, Event and Barrier
+// (synchronize.hpp) over futex words in shared memory, and the slow path of
+// the lock word (sync_lock_word.hpp). Invariants: a lock word holds 0 or its
+// holder's owner stamp, so a holder is judged dead only when the process that
+// stamped it is gone, never because its pid now names another process; every
+// wait has a monotonic deadline and lock waits wake every liveness_slice.
 #include "mp/synchronize.hpp"
 
 #include <poll.h>
@@ -20,7 +26,8 @@ namespace mp {
 namespace detail {
 
 // How long a waiter sleeps before asking whether the holder still lives: the
-// bound on recovery after a holder's death, against one pidfd_open per slice.
+// bound on recovery after a holder's death, against one read of its
+// /proc/<pid>/stat per slice.
 constexpr std::chrono::milliseconds liveness_slice{20};
 constexpr int spins_before_sleeping = 100;
 
@@ -48,31 +55,49 @@ struct BarrierState {
   std::atomic<int> phase{filling};
 };
 
-bool process_alive(std::uint32_t pid) {
-  if (pid == static_cast<std::uint32_t>(current_pid())) return true;
-  int fd = static_cast<int>(
-      retry("pidfd_open", [&] { return ::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0); }));
+namespace {
+
+// Whether a process with this pid exists and has not exited, by the pid
+// alone: for holders whose start /proc cannot tell.
+bool pid_alive(pid_t pid) {
+  int fd = static_cast<int>(retry("pidfd_open", [&] { return ::syscall(SYS_pidfd_open, pid, 0); }));
   if (fd < 0) {
     if (errno == ESRCH) return false;
     // No pidfd (old kernel, descriptors exhausted): kill(0) cannot see zombies, but still sees reaped holders.
-    return retry("kill", [&] { return ::kill(static_cast<pid_t>(pid), 0); }) == 0 || errno != ESRCH;
+    return retry("kill", [&] { return ::kill(pid, 0); }) == 0 || errno != ESRCH;
   }
   FileDescriptor pidfd(fd);
   pollfd exited{pidfd.get(), POLLIN, 0};
   return check("poll", [&] { return ::poll(&exited, 1, 0); }, "Lock") == 0;
 }
 
+}  // namespace
+
+bool owner_alive(std::uint64_t stamp) {
+  const std::uint64_t mine = current_owner_stamp();
+  if (stamp == mine) return true;  // a thread of ours holds it
+  const pid_t pid = stamp_pid(stamp);
+  // Our pid with another stamp: the process that had this pid before us.
+  if (pid == current_pid()) return false;
+  // Without a tag of our own, this /proc is not our pid namespace's.
+  if (stamp_tag(mine) == 0) return pid_alive(pid);
+  std::optional<ProcessStart> now = read_process_start(pid);
+  if (!now) return pid_alive(pid);  // gone, or hidden (hidepid): the pidfd decides
+  if (now->exited) return false;
+  return stamp_tag(stamp) == 0 || now->tag == stamp_tag(stamp);
+}
+
 bool lock_word_acquire_slow(LockWord& lock, const Deadline& deadline) {
-  const auto me = static_cast<std::uint32_t>(current_pid());
+  const std::uint64_t me = current_owner_stamp();
   for (int spin = 0; spin < spins_before_sleeping; ++spin) {
-    std::uint32_t value = lock.word.load(std::memory_order_relaxed);
+    std::uint64_t value = lock.word.load(std::memory_order_relaxed);
     if (value == 0 && lock.word.compare_exchange_weak(value, me, std::memory_order_acquire,
                                                       std::memory_order_relaxed))
       return true;
     cpu_relax();
   }
   for (;;) {
-    std::uint32_t value = lock.word.load(std::memory_order_relaxed);
+    std::uint64_t value = lock.word.load(std::memory_order_relaxed);
     if (value == 0) {
       // Others may sleep on the word: keep the bit so that our release wakes one.
       if (lock.word.compare_exchange_strong(value, me | LockWord::contended_bit,
@@ -86,8 +111,10 @@ bool lock_word_acquire_slow(LockWord& lock, const Deadline& deadline) {
         continue;
       value |= LockWord::contended_bit;
     }
-    if (futex_wait(lock.word, value, deadline.capped(liveness_slice))) continue;
-    if (!process_alive(LockWord::holder(value))) {
+    if (futex_wait(lock.word, LockWord::futex_half(value), deadline.capped(liveness_slice))) continue;
+    // The compare-and-swap replaces exactly the stamp judged dead: if the word
+    // changed meanwhile (a release, another taker), we look again.
+    if (!owner_alive(LockWord::holder(value))) {
       if (lock.word.compare_exchange_strong(value, me | LockWord::contended_bit,
                                             std::memory_order_acquire, std::memory_order_relaxed)) {
         lock.owner_died.store(1, std::memory_order_relaxed);
@@ -138,7 +165,7 @@ void Lock::mark_consistent() { word_->owner_died.store(0, std::memory_order_rela
 
 bool Lock::held_by_caller_process() const {
   return detail::LockWord::holder(word_->word.load(std::memory_order_relaxed)) ==
-         static_cast<std::uint32_t>(detail::current_pid());
+         detail::current_owner_stamp();
 }
 
 // --- RLock --------------------------------------------------------------------------------

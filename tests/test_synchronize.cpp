@@ -2,9 +2,17 @@
 // _TestEvent and _TestBarrier behaviours across real processes, plus what
 // Python cannot do: a holder killed with SIGKILL does not deadlock the others.
 #include <doctest/doctest.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/timex.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -12,6 +20,7 @@
 #include <vector>
 
 #include "mp/process.hpp"
+#include "mp/queues.hpp"
 #include "mp/sharedctypes.hpp"
 #include "mp/synchronize.hpp"
 #include "support.hpp"
@@ -19,6 +28,7 @@
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using test_support::error_text;
+using test_support::sanitizer_slowdown;
 using test_support::seconds_since;
 
 namespace {
@@ -37,6 +47,18 @@ int finish(mp::Process& child) {
   child.join(patience);
   return child.exitcode().value_or(-1000);
 }
+
+// The monotonic clock in nanoseconds: the same in every process, so children
+// can stamp events into shared memory for the parent to compare.
+long now_ns() {
+  return static_cast<long>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+}
+constexpr long ns(std::chrono::nanoseconds duration) { return static_cast<long>(duration.count()); }
+
+// A lock waiter checks its holder every 20 ms (liveness_slice): a takeover
+// after a death must come within that, plus a margin for a loaded machine.
+constexpr auto takeover_bound = 500ms * sanitizer_slowdown;
 
 }  // namespace
 
@@ -311,11 +333,31 @@ TEST_CASE("Event: set, clear, is_set, wait with timeout across processes") {
   event.clear();
   CHECK_FALSE(event.is_set());
 
+  // The waiters' timeout is 30 s; set() must wake them at once, so each
+  // returns well within 500 ms of it (a futex wake takes microseconds).
+  constexpr int waiter_count = 3;
+  mp::RawArray<long> returned_at(waiter_count);
   std::vector<mp::Process> waiters;
-  for (int i = 0; i < 3; ++i) waiters.push_back(spawn([&] { return event.wait(patience); }));
-  std::this_thread::sleep_for(50ms);
+  for (int i = 0; i < waiter_count; ++i) {
+    waiters.push_back(spawn([&, i] {
+      bool set = event.wait(patience);
+      returned_at[static_cast<std::size_t>(i)] = now_ns();
+      return set;
+    }));
+  }
+  auto all_asleep = [&] {
+    return std::all_of(waiters.begin(), waiters.end(), [](mp::Process& waiter) {
+      auto fields = test_support::stat_fields(waiter.pid().value_or(0));
+      return !fields.empty() && fields[0] == "S";
+    });
+  };
+  auto deadline = Clock::now() + patience;
+  while (!all_asleep() && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);  // asleep in the futex, not on the way to it
+  long set_at = now_ns();
   event.set();
   for (auto& waiter : waiters) CHECK(finish(waiter) == 0);
+  for (long at : returned_at) CHECK(at - set_at < ns(500ms * sanitizer_slowdown));
 }
 
 TEST_CASE("Barrier: indices, action once per cycle, 5 processes x 1000 passes") {
@@ -499,18 +541,22 @@ TEST_CASE("dead owner: an RLock held twice by a SIGKILLed process starts over at
   check_recovery(lock);
 }
 
-TEST_CASE("dead owner: a waiter sleeping on the lock wakes when its holder is killed") {
+TEST_CASE("dead owner: a waiter sleeping on the lock takes it over within the liveness slice") {
   mp::Lock lock;
   mp::Process holder = start_holder(lock);
+  mp::RawValue<long> acquired_at(0);
   auto waiter = spawn([&] {
     bool got = lock.acquire(patience);
+    acquired_at.value() = now_ns();
     bool reported = lock.owner_died();
     lock.release();
     return got && reported;
   });
   std::this_thread::sleep_for(100ms);
+  long killed_at = now_ns();
   holder.kill();
   CHECK(finish(waiter) == 0);
+  CHECK(acquired_at.value() - killed_at < ns(takeover_bound));
 }
 
 TEST_CASE("dead owner: a Condition's lock, and the condition still works") {
@@ -561,6 +607,253 @@ TEST_CASE("dead waiter: a process killed in Condition.wait does not swallow late
   cond.notify();  // one token: the dead waiter cannot take it
   cond.release();
   CHECK(finish(survivor) == 0);
+}
+
+// --- reused pids ------------------------------------------------------------------------------
+//
+// A dead holder's pid given to a new process: pid 1 of a new pid namespace
+// (with a /proc of its own, so that /proc/<pid> speaks of the namespace's
+// pids) writes /proc/sys/kernel/ns_last_pid to choose the next pid.
+
+namespace {
+
+// A raw fork running body(): inside the namespace there is no mp::Process
+// around to reap or report, and pid 1 waits for its children itself.
+template <class Body>
+pid_t fork_running(Body body) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    body();
+    ::_exit(0);
+  }
+  return pid;
+}
+
+// The next fork in this pid namespace gets `pid` (when it is free).
+bool next_pid_will_be(pid_t pid) {
+  std::ofstream last_pid("/proc/sys/kernel/ns_last_pid");
+  last_pid << pid - 1 << std::flush;
+  return last_pid.good();
+}
+
+void reap(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
+// Runs scenario() as pid 1 of a new pid namespace; true when it returned true.
+// If it dies, the kernel kills every process of the namespace with it.
+bool in_new_pid_namespace(std::function<bool()> scenario) {
+  auto outer = spawn([&] {
+    if (::unshare(CLONE_NEWPID) != 0) return false;
+    pid_t init = fork_running([&] {
+      bool ok = ::unshare(CLONE_NEWNS) == 0 &&
+                ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+                ::mount("proc", "/proc", "proc", 0, nullptr) == 0 && scenario();
+      ::_exit(ok ? 0 : 1);
+    });
+    int status = 0;
+    return init > 0 && ::waitpid(init, &status, 0) == init && WIFEXITED(status) &&
+           WEXITSTATUS(status) == 0;
+  });
+  return finish(outer) == 0;
+}
+
+// Forks a child that takes `lock` `depth` times and sleeps holding it;
+// returns its pid once it holds it, or 0.
+template <class Holdable>
+pid_t fork_holder(Holdable& lock, int depth) {
+  mp::Event holding;
+  pid_t holder = fork_running([&] {
+    for (int level = 0; level < depth; ++level) lock.acquire();
+    holding.set();
+    ::pause();
+  });
+  return holding.wait(patience) ? holder : 0;
+}
+
+bool may_choose_pids() {
+  if (::geteuid() == 0) return true;
+  MESSAGE("not root: no pid namespace with a chosen pid, case not run");
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("reused pid: a Lock waiter takes over from a dead holder whose pid a live process has") {
+  if (!may_choose_pids()) return;
+  mp::Lock lock;
+  // [0] the new process got the holder's pid, [1] the waiter got the lock,
+  // [2] it saw owner_died(), [3] when it got it, [4] when it was resumed
+  mp::RawArray<long> seen(5);
+  bool ran = in_new_pid_namespace([&] {
+    pid_t holder = fork_holder(lock, 1);
+    if (holder == 0) return false;
+    pid_t waiter = fork_running([&] {
+      seen[1] = lock.acquire(3s);
+      seen[3] = now_ns();
+      seen[2] = lock.owner_died();
+    });
+    std::this_thread::sleep_for(100ms);  // asleep on the lock by now
+    // While the holder's pid is free, or its zombie visible, even a bare-pid
+    // check would see the death: the waiter is stopped through that window
+    // and can only meet the new process.
+    int status = 0;
+    if (::kill(waiter, SIGSTOP) != 0 || ::waitpid(waiter, &status, WUNTRACED) != waiter) return false;
+    ::kill(holder, SIGKILL);
+    reap(holder);
+    if (!next_pid_will_be(holder)) return false;
+    pid_t reuser = fork_running([] { ::pause(); });  // started 100 ms after the holder: another tag
+    seen[0] = reuser == holder;
+    seen[4] = now_ns();
+    ::kill(waiter, SIGCONT);
+    reap(waiter);
+    ::kill(reuser, SIGKILL);
+    reap(reuser);
+    return true;
+  });
+  REQUIRE(ran);
+  REQUIRE(seen[0] == 1);
+  CHECK(seen[1] == 1);
+  CHECK(seen[2] == 1);
+  CHECK(seen[3] - seen[4] < ns(takeover_bound));
+}
+
+TEST_CASE("reused pid: a new process with a dead RLock holder's pid and tid takes it over at depth 1") {
+  if (!may_choose_pids()) return;
+  mp::RLock lock;
+  // [0] the new process got the holder's pid, [1] its main thread's tid is
+  // that pid too, [2] it got the lock, [3] it saw owner_died(), [4] one
+  // release freed it, [5] how long the acquire took
+  mp::RawArray<long> seen(6);
+  bool ran = in_new_pid_namespace([&] {
+    pid_t holder = fork_holder(lock, 2);
+    if (holder == 0) return false;
+    ::kill(holder, SIGKILL);
+    reap(holder);
+    std::this_thread::sleep_for(30ms);  // a later clock tick: the new process's start differs
+    if (!next_pid_will_be(holder)) return false;
+    pid_t reuser = fork_running([&] {
+      seen[0] = ::getpid() == holder;
+      seen[1] = ::gettid() == holder;
+      long start = now_ns();
+      seen[2] = lock.acquire(3s);
+      seen[5] = now_ns() - start;
+      seen[3] = lock.owner_died();
+      lock.release();
+      seen[4] = !lock.locked();
+    });
+    reap(reuser);
+    return true;
+  });
+  REQUIRE(ran);
+  REQUIRE(seen[0] == 1);
+  CHECK(seen[1] == 1);
+  CHECK(seen[2] == 1);
+  CHECK(seen[3] == 1);
+  CHECK(seen[4] == 1);
+  CHECK(seen[5] < ns(takeover_bound));
+}
+
+// --- wall-clock steps ---------------------------------------------------------------------------
+
+namespace {
+
+// Adds `step` to CLOCK_REALTIME in one relative adjustment (never a read and
+// a set, which would lose the time between them).
+bool step_wall_clock(std::chrono::seconds step) {
+  timex change{};
+  change.modes = ADJ_SETOFFSET | ADJ_NANO;
+  change.time.tv_sec = static_cast<time_t>(step.count());  // tv_usec holds nanoseconds: 0
+  return ::clock_adjtime(CLOCK_REALTIME, &change) >= 0;
+}
+
+// A child that, once `go` is set, steps the wall clock by `step`, records when
+// in `stepped_at`, and steps it back after `hold`. It leaves the test's process
+// group and blocks every blockable signal, so the clock comes back even if the
+// test is killed meanwhile; exit code 0 when both steps worked.
+mp::Process start_clock_stepper(std::chrono::seconds step, std::chrono::milliseconds hold,
+                                mp::Event& go, mp::RawValue<long>& stepped_at) {
+  return spawn([step, hold, &go, &stepped_at] {
+    ::setsid();
+    sigset_t all;
+    ::sigfillset(&all);
+    ::sigprocmask(SIG_BLOCK, &all, nullptr);
+    if (!go.wait(patience) || !step_wall_clock(step)) return false;
+    stepped_at.value() = now_ns();
+    timespec held{static_cast<time_t>(hold.count() / 1000), static_cast<long>(hold.count() % 1000) * 1'000'000};
+    ::clock_nanosleep(CLOCK_MONOTONIC, 0, &held, nullptr);  // no signal can cut it short
+    return step_wall_clock(-step);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("timeouts run on the monotonic clock: wall-clock steps neither shorten nor stretch them") {
+  if (::geteuid() != 0) {
+    MESSAGE("not root: the wall clock cannot be stepped, case not run");
+    return;
+  }
+  constexpr auto timeout = 300ms;
+  // A wait on the wall clock would return at the forward step (~50 ms in) or
+  // at the step back (1.5 s after the backward one): both outside these bounds.
+  constexpr double earliest = 0.29, latest = 1.0 * sanitizer_slowdown;
+  for (auto step : {10s, -10s}) {
+    CAPTURE(step.count());
+    mp::Lock held;
+    held.acquire();
+    mp::Condition condition;
+    mp::Event never_set, go;
+    mp::Queue<int> empty;
+    mp::RawValue<long> stepped_at(0);
+    mp::Process stepper = start_clock_stepper(step, 1500ms, go, stepped_at);
+
+    struct Wait {
+      const char* what;
+      std::function<bool()> times_out;
+      long started_at = 0;
+      double waited = 0;
+      bool timed_out = false;
+    };
+    std::vector<Wait> waits;
+    waits.push_back({"Event.wait", [&] { return !never_set.wait(timeout); }});
+    waits.push_back({"Lock.acquire", [&] { return !held.acquire(timeout); }});
+    waits.push_back({"Condition.wait", [&] {
+                       std::unique_lock guard(condition);
+                       return !condition.wait(timeout);
+                     }});
+    waits.push_back({"Queue.get", [&] {
+                       try {
+                         empty.get(timeout);
+                       } catch (const mp::Empty&) {
+                         return true;
+                       }
+                       return false;
+                     }});
+    std::vector<std::thread> threads;
+    for (auto& wait : waits) {
+      threads.emplace_back([&wait] {
+        wait.started_at = now_ns();
+        auto start = Clock::now();
+        wait.timed_out = wait.times_out();
+        wait.waited = seconds_since(start);
+      });
+    }
+    std::this_thread::sleep_for(50ms);
+    go.set();
+    for (auto& thread : threads) thread.join();
+    held.release();
+    REQUIRE(finish(stepper) == 0);
+    for (const auto& wait : waits) {
+      std::string what = wait.what;
+      CAPTURE(what);
+      CHECK(wait.timed_out);
+      CHECK(wait.waited >= earliest);
+      CHECK(wait.waited < latest);
+      // The step must land while the wait runs, or it proves nothing.
+      CHECK(stepped_at.value() - wait.started_at < ns(timeout) - ns(50ms));
+    }
+  }
 }
 
 }  // TEST_SUITE

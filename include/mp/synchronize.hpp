@@ -30,8 +30,8 @@ namespace mp {
 // notices within ~20 ms and takes the lock over; a non-blocking acquire checks
 // at once. The takeover is reported by owner_died(), which stays true for every
 // later holder until one of them calls mark_consistent() after repairing what
-// the lock protects. A holder's pid reused by a new process before anyone
-// noticed the death is not detected.
+// the lock protects. The holder is recorded by pid and process start time, so
+// a new process that got a dead holder's pid is not taken for the holder.
 class Lock : public detail::Lockable<Lock> {
  public:
   Lock();
@@ -61,7 +61,8 @@ class Lock : public detail::Lockable<Lock> {
 // must release it as often. release() by any other thread or process, or of
 // an unheld RLock, throws ValueError (Python: AssertionError).
 // Blocking and peer death: as Lock; a takeover from a dead holder starts at
-// depth 1 and sets owner_died().
+// depth 1 and sets owner_died(), also when the taker is a new process with
+// the dead holder's pid (and so a main thread with its tid).
 class RLock : public detail::Lockable<RLock> {
  public:
   RLock();

@@ -223,11 +223,14 @@ void pool_worker_killed(std::mt19937_64& random) {
 // moment, perhaps holding the lock. The two others must finish their rounds
 // without waiting on the dead one. Whoever takes the lock over from it sees
 // owner_died(), repairs the pair and marks it consistent, so the pair ends
-// whole and counts every round.
+// whole and counts every round. The victim lingers in its torn state, so most
+// kills land while it holds the lock, and a run must see takeovers.
+long lock_rounds = 0;
 long lock_takeovers = 0;  // how often a victim really died holding the lock
 
 template <class Guard>
 void lock_holder_killed(std::mt19937_64& random) {
+  ++lock_rounds;
   Guard lock;
   mp::RawValue<long> takeovers(0);
   mp::RawArray<long> pair(2);    // [0] counts rounds; [1] follows it when consistent
@@ -242,20 +245,27 @@ void lock_holder_killed(std::mt19937_64& random) {
     }
     expect(pair[1] == pair[0], "a torn pair seen without owner_died()");
   };
-  auto work = [&](std::size_t me, long limit) {
+  auto work = [&](std::size_t me, long limit, std::chrono::microseconds torn_for) {
     for (long round = 0; round < limit; ++round) {
       take();
       ++pair[0];
       std::atomic_signal_fence(std::memory_order_seq_cst);
       ++rounds[me];
+      for (auto torn_until = std::chrono::steady_clock::now() + torn_for;
+           std::chrono::steady_clock::now() < torn_until;) {
+      }
       std::atomic_signal_fence(std::memory_order_seq_cst);
       ++pair[1];
       lock.release();
     }
   };
   std::vector<mp::Process> workers;
-  workers.emplace_back(work, 0, std::numeric_limits<long>::max()).start();
-  for (std::size_t i = 1; i < 3; ++i) workers.emplace_back(work, i, survivor_rounds).start();
+  workers.emplace_back(work, 0, std::numeric_limits<long>::max(), 20us).start();
+  for (std::size_t i = 1; i < 3; ++i) workers.emplace_back(work, i, survivor_rounds, 0us).start();
+  // The kill comes at a random moment once the victim runs, not before.
+  auto started_by = std::chrono::steady_clock::now() + 10s;
+  while (std::atomic_ref<long>(rounds[0]).load() == 0 && std::chrono::steady_clock::now() < started_by)
+    std::this_thread::sleep_for(100us);
   std::this_thread::sleep_for(std::chrono::microseconds(random() % 5'000));
   workers[0].kill();
   for (auto& worker : workers) worker.join(30s);
@@ -317,7 +327,13 @@ int main(int argc, char** argv) {
   }
   std::printf("resident memory: %ld KiB after warm-up, %ld KiB at the end\n", rss_after_warmup,
               resident_kib());
-  std::printf("locks taken over from a dead holder: %ld\n", lock_takeovers);
+  std::printf("locks taken over from a dead holder: %ld in %ld rounds\n", lock_takeovers, lock_rounds);
+  // Most kills land in the victim's torn state: ten rounds without one
+  // takeover mean that no death was noticed.
+  if (lock_rounds >= 10 && lock_takeovers == 0) {
+    std::printf("no lock was ever taken over from a dead holder\n");
+    ++failed;
+  }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

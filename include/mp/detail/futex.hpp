@@ -21,6 +21,12 @@ int futex_wake(const std::atomic<std::uint32_t>& word, int count) noexcept;
 
 inline constexpr int futex_wake_all = 0x7fffffff;
 
+// The same on the low 32 bits of a 64-bit word (a lock word: the half that
+// holds the pid); `expected` is that half's value.
+bool futex_wait(const std::atomic<std::uint64_t>& word, std::uint32_t expected,
+                const Deadline& deadline);
+int futex_wake(const std::atomic<std::uint64_t>& word, int count) noexcept;
+
 // A short pause for spin loops.
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
