@@ -1,5 +1,6 @@
 #include "mp/detail/queue_core.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -78,11 +79,18 @@ constexpr std::uint64_t populate_step = 512 << 10;
 
 // Holds one of the queue's locks: pid-stamped lock words (see
 // sync_lock_word.hpp), so an uncontended acquire is one atomic instruction
-// and a dead holder's lock is taken over. Then `repair` runs first.
+// and a dead holder's lock is taken over. Then `repair` runs first. A live
+// holder (stopped, or copying a huge record) is waited for only until the
+// caller's deadline: an expired one (a _nowait call) tries once and looks
+// whether the holder died. A lock not taken changed nothing, repair included.
 class Held {
  public:
   using Repair = void (*)(QueueShared*);
-  Held(QueueShared* q, LockWord& lock, Repair repair) : q_(q), lock_(lock), repair_(repair) { acquire(); }
+  // held() says whether the lock came before the deadline.
+  Held(QueueShared* q, LockWord& lock, Repair repair, const Deadline& deadline)
+      : q_(q), lock_(lock), repair_(repair) {
+    acquire(deadline);
+  }
   // Not yet held: try_acquire() may take it.
   Held(QueueShared* q, LockWord& lock, Repair repair, std::try_to_lock_t)
       : q_(q), lock_(lock), repair_(repair) {}
@@ -92,11 +100,14 @@ class Held {
   Held(const Held&) = delete;
   Held& operator=(const Held&) = delete;
 
-  void acquire() {
-    if (!lock_.try_acquire_fast()) lock_word_acquire_slow(lock_, Deadline::never());
-    held_ = true;
-    repair_if_needed();
+  bool held() const noexcept { return held_; }
+  bool acquire(const Deadline& deadline) {
+    held_ = lock_.try_acquire_fast() || lock_word_acquire_slow(lock_, deadline);
+    if (held_) repair_if_needed();
+    return held_;
   }
+  // Without waiting, spinning or looking at the holder: for a caller that
+  // holds another lock and only takes this one when it is free.
   bool try_acquire() {
     held_ = lock_.try_acquire_fast();
     if (held_) repair_if_needed();
@@ -145,7 +156,7 @@ class Event {
 
   // Sleeps until `ready()`; false if the deadline passed first. `held` (a
   // side's lock, or null) is released while asleep and held again for each
-  // look at `ready`.
+  // look at `ready`; false, not held, if it did not come back in time.
   template <class Ready>
   bool wait_for(Ready ready, const Deadline& deadline, Held* held = nullptr) {
     while (!ready()) {
@@ -153,7 +164,7 @@ class Event {
       if (ready()) break;
       if (held) held->release();
       bool woken = futex_wait(word_, seen, deadline);
-      if (held) held->acquire();
+      if (held && !held->acquire(deadline)) return false;
       if (!woken && !ready()) return false;
     }
     return true;
@@ -260,17 +271,24 @@ void repair_chunks(QueueShared* q) {
   q->chunks.warm_count = warm;
 }
 
-Held hold_chunks(QueueShared* q) { return Held(q, q->chunks.lock, repair_chunks); }
+// The lists' lock is held for a few stores at a time, never across a system
+// call or a copy, so it is waited for without a deadline: only a process
+// stopped inside those instructions could hold it up.
+Held hold_chunks(QueueShared* q) { return Held(q, q->chunks.lock, repair_chunks, Deadline::never()); }
 
 void release_pages(QueueShared* q, std::uint32_t slot, std::uint32_t run) {
   // Best effort: memory that cannot be returned is merely kept.
-  ::madvise(chunk_base(q, slot), std::uint64_t{run} * chunk_size, MADV_REMOVE);
+  (void)retry("madvise", [&] { return ::madvise(chunk_base(q, slot), std::uint64_t{run} * chunk_size, MADV_REMOVE); });
 }
 
-// With the lists' lock held.
-void free_run(QueueShared* q, std::uint32_t slot) {
+// Puts a run that its caller owns (in no list) on a free list. A
+// multi-chunk run never stays warm: its pages go back before the lists' lock
+// is taken, since giving back a large run's pages takes long.
+void give_back(QueueShared* q, std::uint32_t slot) {
+  const std::uint32_t run = q->slots[slot].run;
+  if (run > 1) release_pages(q, slot, run);
+  Held held = hold_chunks(q);
   ChunkLists& lists = q->chunks;
-  std::uint32_t run = q->slots[slot].run;
   lists.chunks_in_use.fetch_sub(run, std::memory_order_relaxed);
   if (run == 1 && lists.warm_count < warm_limit) {
     q->slots[slot] = make_slot(lists.warm_free, 0, q->slots[slot].populated);
@@ -279,17 +297,12 @@ void free_run(QueueShared* q, std::uint32_t slot) {
     ++lists.warm_count;
     return;
   }
-  release_pages(q, slot, run);
+  if (run == 1) release_pages(q, slot, run);
   for (std::uint32_t i = 0; i < run; ++i) {
     q->slots[slot + i] = make_slot(lists.cold_free, 0);
     stores_in_order();
     lists.cold_free = slot + i;
   }
-}
-
-void give_back(QueueShared* q, std::uint32_t slot) {
-  Held lists = hold_chunks(q);
-  free_run(q, slot);
 }
 
 std::uint32_t pop(std::uint32_t& list, QueueShared* q) {
@@ -355,14 +368,31 @@ std::uint32_t take_run(QueueShared* q, std::uint32_t run) {
   return slot;
 }
 
-// Makes sure the pages for the bytes up to `end` of the slot's run exist.
+// Reserves the pages of the slot's whole run (one fallocate), so that writing
+// the record cannot fault for want of memory (SIGBUS): exhaustion is an
+// error here instead, before anything changed. A run whose pages exist or
+// were reserved since they were last given back (populated != 0: see
+// populate, which follows) is not reserved again, so a warm chunk costs
+// nothing. False, with errno set, if the kernel refused.
+bool reserve(QueueShared* q, int memfd, std::uint32_t slot) {
+  if (q->slots[slot].populated != 0) return true;
+  const auto offset = static_cast<off_t>(chunk_base(q, slot) - reinterpret_cast<char*>(q));
+  return retry("fallocate", [&] {
+           return ::fallocate(memfd, FALLOC_FL_KEEP_SIZE, offset, static_cast<off_t>(capacity(q, slot)));
+         }) == 0;
+}
+
+// Makes sure the pages for the bytes up to `end` of the slot's run exist;
+// the run was reserved first.
 void populate(QueueShared* q, std::uint32_t slot, std::uint64_t end) {
   Slot& entry = q->slots[slot];
   if (end <= entry.populated) return;
   std::uint64_t until = std::min(std::max(end, entry.populated + populate_step), capacity(q, slot));
   until = (until + page_size - 1) / page_size * page_size;
   // Best effort: on an old kernel the pages simply fault in one by one.
-  ::madvise(chunk_base(q, slot) + entry.populated, until - entry.populated, MADV_POPULATE_WRITE);
+  (void)retry("madvise", [&] {
+    return ::madvise(chunk_base(q, slot) + entry.populated, until - entry.populated, MADV_POPULATE_WRITE);
+  });
   entry.populated = until;
 }
 
@@ -432,8 +462,8 @@ void repair_get(QueueShared* q) {
   intent.active = 0;
 }
 
-Held hold_puts(QueueShared* q) { return Held(q, q->put.lock, repair_put); }
-Held hold_gets(QueueShared* q) { return Held(q, q->get.lock, repair_get); }
+Held hold_puts(QueueShared* q, const Deadline& deadline) { return Held(q, q->put.lock, repair_put, deadline); }
+Held hold_gets(QueueShared* q, const Deadline& deadline) { return Held(q, q->get.lock, repair_get, deadline); }
 
 }  // namespace
 
@@ -441,25 +471,21 @@ QueueCore::QueueCore(std::size_t maxsize, std::string_view object, bool spin)
     : mapped_size_(header_size + std::uint64_t{slot_count} * chunk_size),
       object_(object),
       spin_(spin) {
-  // A memfd has no name in /dev/shm and dies with the last mapping, kill -9
-  // included. Its size is sparse: pages are charged only when touched.
-  int fd = static_cast<int>(check("memfd_create", [] {
+  // A memfd has no name in /dev/shm and dies with the last mapping and
+  // descriptor, kill -9 included. Its size is sparse: pages are charged only
+  // when reserved. The descriptor stays open (children inherit it with the
+  // mapping) for reserving the pages of each chunk a put takes.
+  memfd_.reset(static_cast<int>(check("memfd_create", [] {
     return ::syscall(SYS_memfd_create, "mp-queue", MFD_CLOEXEC);
-  }, object_));
-  try {
-    check("ftruncate", [&] { return ::ftruncate(fd, static_cast<off_t>(mapped_size_)); }, object_);
-    void* address = MAP_FAILED;
-    retry("mmap", [&] {
-      address = ::mmap(nullptr, mapped_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-      return address == MAP_FAILED ? -1 : 0;
-    });
-    if (address == MAP_FAILED) throw_os_error("mmap", errno, object_);
-    shared_ = ::new (address) QueueShared;
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);  // the mapping keeps the memory; children inherit the mapping
+  }, object_)));
+  check("ftruncate", [&] { return ::ftruncate(memfd_.get(), static_cast<off_t>(mapped_size_)); }, object_);
+  void* address = MAP_FAILED;
+  retry("mmap", [&] {
+    address = ::mmap(nullptr, mapped_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd_.get(), 0);
+    return address == MAP_FAILED ? -1 : 0;
+  });
+  if (address == MAP_FAILED) throw_os_error("mmap", errno, object_);
+  shared_ = ::new (address) QueueShared;
   shared_->maxsize = maxsize;
   // Slot 0 is the first head and tail chunk; its pages come with the first put.
   shared_->slots[0] = make_slot(no_slot, 1);
@@ -485,7 +511,8 @@ bool QueueCore::put(std::string_view head, std::string_view body, const Deadline
   PutSide& side = q->put;
   const std::uint64_t size = head.size() + body.size();
   const std::uint64_t needed = record_header + size;
-  Held puts = hold_puts(q);
+  Held puts = hold_puts(q, deadline);
+  if (!puts.held()) return false;
   if (q->maxsize != 0 && !q->not_full.wait_for([q] { return has_room(q); }, deadline, &puts)) return false;
   // Where the record goes: after the tail run's records, or a new run.
   const std::uint32_t old_tail = side.tail;
@@ -499,6 +526,12 @@ bool QueueCore::put(std::string_view head, std::string_view body, const Deadline
                         " bytes does not fit in the queue's 32 GiB of address space",
                     ENOMEM);
     offset = 0;
+  }
+  if (!reserve(q, memfd_.get(), slot)) {
+    const int code = errno;
+    if (!fits) give_back(q, slot);
+    throw_os_error("fallocate", code,
+                   object_ + ".put (reserving memory for a record of " + std::to_string(size) + " bytes)");
   }
   const std::uint64_t puts_before = q->puts.load(std::memory_order_relaxed);
   begin_intent(side.intent, PutIntent{0, old_tail, fits ? no_slot : slot, puts_before, offset + needed});
@@ -539,8 +572,10 @@ bool has_record(QueueShared* q) {
 constexpr int spin_turns = 200;
 
 // Waits, with the get lock held by `gets`, until a record is there; false
-// if none came before the deadline. `spin`: null never spins.
+// if none came before the deadline, or the lock did not. `spin`: null never
+// spins.
 bool wait_for_record(QueueShared* q, Held& gets, const Deadline& deadline, SpinPolicy* spin) {
+  if (!gets.held()) return false;
   if (has_record(q)) return true;
   if (spin && spin->begin()) {
     // Brief spin outside the lock: a record often arrives within microseconds.
@@ -549,7 +584,10 @@ bool wait_for_record(QueueShared* q, Held& gets, const Deadline& deadline, SpinP
                                          q->gets.load(std::memory_order_relaxed);
          ++turn)
       cpu_relax();
-    gets.acquire();
+    if (!gets.acquire(deadline)) {
+      spin->end(false);
+      return false;
+    }
     const bool found = has_record(q);
     spin->end(found);
     if (found) return true;
@@ -630,7 +668,7 @@ bool QueueCore::get(std::string& out, const Deadline& deadline) {
 
 bool QueueCore::get(const std::function<void(std::string_view)>& take, const Deadline& deadline) {
   QueueShared* q = shared_;
-  Held gets = hold_gets(q);
+  Held gets = hold_gets(q, deadline);
   if (!wait_for_record(q, gets, deadline, spin_hint())) return false;
   std::string_view record = head_record(q);
   take(record);  // if it throws, the record stays where it is
@@ -640,7 +678,7 @@ bool QueueCore::get(const std::function<void(std::string_view)>& take, const Dea
 
 bool QueueCore::peek(std::string_view& out, const Deadline& deadline) {
   QueueShared* q = shared_;
-  Held gets = hold_gets(q);
+  Held gets = hold_gets(q, deadline);
   if (!wait_for_record(q, gets, deadline, spin_hint())) return false;
   out = head_record(q);
   return true;
@@ -648,7 +686,8 @@ bool QueueCore::peek(std::string_view& out, const Deadline& deadline) {
 
 bool QueueCore::pop_and_peek(std::string_view& out, const Deadline& deadline) {
   QueueShared* q = shared_;
-  Held gets = hold_gets(q);
+  // The record the caller is done with goes whatever the deadline.
+  Held gets = hold_gets(q, Deadline::never());
   remove_head(q, head_record(q).size());
   if (!wait_for_record(q, gets, deadline, spin_hint())) return false;
   out = head_record(q);
@@ -670,7 +709,7 @@ std::size_t QueueCore::maxsize() const noexcept { return shared_->maxsize; }
 // Unfinished tasks are the records ever put minus the task_done calls.
 bool QueueCore::task_done() {
   QueueShared* q = shared_;
-  Held gets = hold_gets(q);
+  Held gets = hold_gets(q, Deadline::never());
   const std::uint64_t done = q->tasks_done.load(std::memory_order_relaxed);
   if (done >= q->puts.load(std::memory_order_acquire)) return false;
   q->tasks_done.store(done + 1, std::memory_order_seq_cst);

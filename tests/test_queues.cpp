@@ -27,6 +27,8 @@
 #include "mp/detail/shared_mapping.hpp"
 #include "mp/process.hpp"
 #include "mp/queues.hpp"
+#include "mp/shared_memory.hpp"
+#include "mp/detail/syscall.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -36,15 +38,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto patience = 60s;  // the bound on every wait: a bug fails, never hangs
-
-std::set<std::string> dev_shm_entries() {
-  std::set<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm"))
-    names.insert(entry.path().filename().string());
-  return names;
-}
-// Taken before any test runs; the last test compares.
-const std::set<std::string> dev_shm_before = dev_shm_entries();
 
 int run_child(std::function<void()> body) {
   mp::Process child(std::move(body));
@@ -446,16 +439,22 @@ TEST_CASE("Queue.put: a value that fails to serialize throws and leaves the queu
 }
 
 TEST_CASE("Queue.get: bytes that do not decode as T raise SerializationError, queue goes on") {
-  mp::Queue<std::string> strings;
   // Decoding is bounded: a hostile length claim inside a record is refused.
-  mp::detail::QueueCore core(0, "Queue");
-  std::string garbage(8, '\xff');
-  CHECK(core.put(garbage, mp::detail::Deadline::now()));
-  std::string out;
-  CHECK(core.get(out, mp::detail::Deadline::now()));
-  CHECK_THROWS_AS(mp::detail::loads<std::string>(out, "Queue.get"), mp::SerializationError);
+  // The malformed record is taken (it would fail every later get too), and
+  // the next one comes out whole.
+  mp::Queue<std::string> strings;
+  mp::Queue<std::vector<int>> vectors;  // decoded outside the lock, from a copy
+  const std::string garbage(8, '\xff');
+  CHECK(core_of(strings).put(garbage, mp::detail::Deadline::now()));
+  CHECK(core_of(vectors).put(garbage, mp::detail::Deadline::now()));
   strings.put("still fine");
+  vectors.put({1, 2, 3});
+  CHECK_THROWS_AS(strings.get_nowait(), mp::SerializationError);
+  CHECK_THROWS_AS(vectors.get_nowait(), mp::SerializationError);
   CHECK(strings.get_nowait() == "still fine");
+  CHECK(vectors.get_nowait() == std::vector<int>{1, 2, 3});
+  CHECK(strings.empty());
+  CHECK(vectors.empty());
 }
 
 // ---- Blocking costs nothing ----
@@ -663,6 +662,132 @@ TEST_CASE("QueueCore: at the end of the address space, live multi-chunk records 
   CHECK(out == y);
 }
 
+// ---- A live holder of a lock: every timed call keeps its deadline ----
+
+namespace {
+
+constexpr std::size_t stopped_item_size = 256 << 20;
+
+// Runs `body` in a child that raises `started` just before its locked call,
+// stops it (SIGSTOP) a moment later, inside that call, runs `while_stopped`,
+// then continues it and returns its exit code. A watchdog continues the
+// child after 5 s, so a call that waits for the stopped holder returns late
+// (and fails the timing checks) instead of hanging.
+int with_stopped_child(const std::function<void(std::atomic<int>&)>& body, const std::function<void()>& while_stopped) {
+  auto started = mp::detail::make_shared_object<std::atomic<int>>("test", 0);
+  mp::Process child([&] { body(*started); });
+  child.start();
+  const auto give_up = Clock::now() + patience;
+  while (started->load() == 0 && Clock::now() < give_up) std::this_thread::sleep_for(100us);
+  std::this_thread::sleep_for(2ms);  // into the call: copying 256 MiB takes far longer
+  const pid_t pid = static_cast<pid_t>(*child.pid());
+  ::kill(pid, SIGSTOP);
+  std::atomic<bool> done{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 500 && !done; ++i) std::this_thread::sleep_for(10ms);
+    ::kill(pid, SIGCONT);
+  });
+  while_stopped();
+  done = true;
+  watchdog.join();
+  ::kill(pid, SIGCONT);
+  child.join(patience);
+  if (child.is_alive()) {
+    child.kill();
+    child.join(10s);
+  }
+  return child.exitcode().value_or(-1000);
+}
+
+// The claim: a call returns at its deadline (100 ms, or at once for _nowait);
+// the margin is for a loaded machine.
+constexpr auto deadline_margin = 400ms;
+
+}  // namespace
+
+TEST_CASE("Queue: timed and _nowait calls keep their deadline while a stopped producer holds the put lock") {
+  mp::Queue<std::string> queue(4);
+  int code = with_stopped_child(
+      [&](std::atomic<int>& started) {
+        const std::string big = patterned(stopped_item_size, 11);
+        started = 1;
+        queue.put(big, 60s);
+        mp::exit(0);
+      },
+      [&] {
+        REQUIRE_MESSAGE(queue.qsize() == 0, "the child's put finished before it was stopped");
+        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.put("x", 100ms), mp::Full); }) < 100ms + deadline_margin);
+        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.put_nowait("x"), mp::Full); }) < deadline_margin);
+        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get(100ms), mp::Empty); }) < 100ms + deadline_margin);
+        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get_nowait(), mp::Empty); }) < deadline_margin);
+        CHECK(queue.qsize() == 0);  // the calls that timed out changed nothing
+      });
+  CHECK(code == 0);
+  // Continued, the child finished its put; everything works again.
+  CHECK(whole(queue.get(10s), stopped_item_size));
+  queue.put_nowait("x");
+  CHECK(queue.get_nowait() == "x");
+  CHECK(queue.empty());
+}
+
+TEST_CASE("Queue: timed and _nowait calls keep their deadline while a stopped consumer holds the get lock") {
+  mp::Queue<std::string> queue;
+  queue.put(patterned(stopped_item_size, 12));
+  queue.put("next");
+  int code = with_stopped_child(
+      [&](std::atomic<int>& started) {
+        started = 1;
+        mp::exit(whole(queue.get(60s), stopped_item_size) ? 0 : 2);  // decoded under the get lock
+      },
+      [&] {
+        REQUIRE_MESSAGE(queue.qsize() == 2, "the child's get finished before it was stopped");
+        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get(100ms), mp::Empty); }) < 100ms + deadline_margin);
+        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get_nowait(), mp::Empty); }) < deadline_margin);
+        CHECK(elapsed_in([&] { queue.put_nowait("after"); }) < deadline_margin);  // producers go on
+        CHECK(queue.qsize() == 3);
+      });
+  CHECK(code == 0);
+  CHECK(queue.get(10s) == "next");
+  CHECK(queue.get_nowait() == "after");
+  CHECK(queue.empty());
+}
+
+// ---- Memory exhaustion: an error from put, not SIGBUS ----
+
+// The failure is injected at the system-call door (fallocate on the memfd);
+// docs/reliability.md says how a real one (a memory cgroup) was checked.
+TEST_CASE("Queue.put: the kernel refusing a chunk's memory is an OSError naming the queue, queue unchanged") {
+  mp::Queue<std::string> queue;
+  const std::string big = patterned(5 << 20, 13);  // a run of 3 chunks
+  // The first put reserves the first chunk.
+  mp::detail::inject_fault("fallocate", ENOMEM);
+  try {
+    queue.put("first");
+    FAIL("put did not report the refused memory");
+  } catch (const mp::OSError& error) {
+    CHECK(error.code() == ENOMEM);
+    CHECK(std::string(error.what()).find("Queue.put") != std::string::npos);
+  }
+  CHECK(queue.empty());
+  queue.put("first");
+  // A new run for a large record.
+  mp::detail::inject_fault("fallocate", ENOSPC);
+  try {
+    queue.put(big);
+    FAIL("put did not report the refused memory");
+  } catch (const mp::OSError& error) {
+    CHECK(error.code() == ENOSPC);
+    CHECK(std::string(error.what()).find("bytes") != std::string::npos);
+  }
+  mp::detail::clear_faults();
+  CHECK(queue.qsize() == 1);
+  CHECK(core_of(queue).resident_chunks() == 1);  // the refused run went back
+  queue.put(big);
+  CHECK(queue.get_nowait() == "first");
+  CHECK(queue.get_nowait() == big);
+  CHECK(queue.empty());
+}
+
 TEST_CASE("Queue: 1 GiB put before any consumer starts, without blocking [slow]") {
   constexpr std::size_t item_size = 64 << 20;
   constexpr int items = 16;  // 1 GiB
@@ -686,9 +811,67 @@ TEST_CASE("Queue: 1 GiB put before any consumer starts, without blocking [slow]"
   CHECK(shmem_full - shmem_kib() > 800 * 1024);
 }
 
-// Only new names count: an entry of an earlier suite may vanish meanwhile (a
-// SharedMemory name reaper unlinks after its owners died), which is no leak.
-TEST_CASE("No shared memory is left in /dev/shm by the suite, kill -9 included") {
-  for (const std::string& name : dev_shm_entries())
-    CHECK_MESSAGE(dev_shm_before.count(name) == 1, "left in /dev/shm: " << name);
+// ---- Nothing named is left behind ----
+
+namespace {
+
+// The paths of this process's shared mappings (/proc/self/maps): a memfd
+// shows as "/memfd:NAME (deleted)", a POSIX segment as "/dev/shm/NAME".
+std::vector<std::string> mapped_paths() {
+  std::vector<std::string> paths;
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    const auto slash = line.find('/');
+    if (slash != std::string::npos) paths.push_back(line.substr(slash));
+  }
+  return paths;
+}
+
+int mappings_starting(const std::string& prefix) {
+  int count = 0;
+  for (const std::string& path : mapped_paths()) count += path.rfind(prefix, 0) == 0;
+  return count;
+}
+
+}  // namespace
+
+// Queues can leave nothing in /dev/shm because they create no named object
+// at all: their memory is a memfd, in this process and in a child alike.
+TEST_CASE("Queue: its memory is an unnamed memfd, nothing in /dev/shm, in parent and child") {
+  const int dev_shm_before = mappings_starting("/dev/shm/");
+  const int memfd_before = mappings_starting("/memfd:mp-queue");
+  mp::Queue<std::string> queue;
+  mp::JoinableQueue<int> joinable;
+  queue.put(patterned(3 << 20, 1));
+  joinable.put(1);
+  CHECK(mappings_starting("/memfd:mp-queue") == memfd_before + 2);
+  CHECK(mappings_starting("/dev/shm/") == dev_shm_before);
+  CHECK(run_child([&] {
+          queue.put("from the child");
+          mp::exit(mappings_starting("/dev/shm/") == dev_shm_before ? 0 : 2);
+        }) == 0);
+  CHECK(queue.qsize() == 2);
+}
+
+// The one named object mp makes, a SharedMemory, is unlinked once its
+// creator is killed: the name (which the test itself made) goes.
+TEST_CASE("SharedMemory: a name created by a child SIGKILLed before unlinking is gone from /dev/shm") {
+  const std::string name = "psm_queue_test_" + std::to_string(::getpid());
+  const std::filesystem::path path = "/dev/shm/" + name;
+  auto created = mp::detail::make_shared_object<std::atomic<int>>("test", 0);
+  mp::Process creator([&] {
+    mp::SharedMemory memory(name, true, 4096);
+    created->store(1);
+    for (;;) ::pause();
+  });
+  creator.start();
+  const auto give_up = Clock::now() + patience;
+  while (created->load() == 0 && Clock::now() < give_up) std::this_thread::sleep_for(1ms);
+  REQUIRE(std::filesystem::exists(path));
+  creator.kill();
+  creator.join(patience);
+  const auto killed = Clock::now();
+  while (std::filesystem::exists(path) && Clock::now() - killed < 5s) std::this_thread::sleep_for(1ms);
+  CHECK_FALSE(std::filesystem::exists(path));
+  if (std::filesystem::exists(path)) std::filesystem::remove(path);
 }

@@ -32,7 +32,14 @@ namespace mp {
 // and get in this process throw mp::ValueError.
 // Blocking: put waits while a bounded queue is full, get while it is empty; a
 // waiter spins briefly and then sleeps on a futex (no CPU while idle); the
-// timed forms use the monotonic clock and throw mp::Full / mp::Empty.
+// timed forms use the monotonic clock and throw mp::Full / mp::Empty, at
+// their deadline whatever the other processes do: a live process that holds
+// the producers' or consumers' lock (stopped, or copying a huge item) is
+// waited for only until then, and put_nowait/get_nowait only try once. A
+// call that throws Full or Empty left the queue unchanged.
+// Memory: a put that needs a new chunk reserves its pages first, so memory
+// exhaustion is an mp::OSError (ENOMEM, ENOSPC) naming the queue from put,
+// the queue unchanged, never a SIGBUS.
 // Peer death: a process killed anywhere inside put or get (kill -9 included)
 // never leaves a torn item visible and never blocks the others for long: the
 // lock it held (producers and consumers have one each) is taken over within
@@ -100,8 +107,9 @@ class Queue {
       stored = state_->core.put(buffer, deadline);
     }
     if (!stored)
-      throw Full(std::string(method) + ": the queue is full (maxsize " +
-                 std::to_string(state_->core.maxsize()) + ")");
+      throw Full(std::string(method) +
+                 (full() ? ": the queue is full (maxsize " + std::to_string(state_->core.maxsize()) + ")"
+                         : ": timed out while another process or thread held the producers' lock"));
   }
 
   T get_until(const detail::Deadline& deadline, std::string_view method) {
@@ -120,16 +128,21 @@ class Queue {
           malformed = std::current_exception();
         }
       };
-      if (!state_->core.get(decode, deadline)) throw Empty(std::string(method) + ": the queue is empty");
+      if (!state_->core.get(decode, deadline)) throw_empty(method);
       if (malformed) std::rethrow_exception(malformed);
       return value;
     } else {
       // Anything else is copied out and decoded once the lock is released,
       // so that cereal's slower decoding holds up no other consumer.
       thread_local std::string buffer;  // keeps its capacity
-      if (!state_->core.get(buffer, deadline)) throw Empty(std::string(method) + ": the queue is empty");
+      if (!state_->core.get(buffer, deadline)) throw_empty(method);
       return detail::loads<T>(buffer, method);
     }
+  }
+
+  [[noreturn]] void throw_empty(std::string_view method) const {
+    throw Empty(std::string(method) + (empty() ? ": the queue is empty"
+                                               : ": timed out while another process or thread held the consumers' lock"));
   }
 
   std::shared_ptr<State> state_;

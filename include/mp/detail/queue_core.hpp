@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "mp/detail/deadline.hpp"
+#include "mp/detail/fd.hpp"
 #include "mp/detail/spin_policy.hpp"
 
 namespace mp::detail {
@@ -31,8 +32,14 @@ class QueueCore {
   QueueCore(const QueueCore&) = delete;
   QueueCore& operator=(const QueueCore&) = delete;
 
+  // Every call below with a deadline returns false once it passes, also
+  // while another live process holds the lock the call needs (stopped, or
+  // copying a huge record); a call that returns false changed nothing.
+  //
   // Appends a copy of `record`. Waits for room (bounded queues) until the
-  // deadline; false if there was none. Never waits when unbounded.
+  // deadline; false if there was none. Throws mp::OSError (ENOMEM, ENOSPC)
+  // naming the queue, the queue unchanged, when the kernel cannot give the
+  // record's memory.
   bool put(std::string_view record, const Deadline& deadline) { return put({}, record, deadline); }
   // Appends one record made of `head`, then `body`: a message in two pieces
   // is copied into the queue without being joined first.
@@ -54,7 +61,8 @@ class QueueCore {
   // record stays at the head.
   bool peek(std::string_view& out, const Deadline& deadline);
   // Removes the record the last peek() or pop_and_peek() returned, then
-  // peeks at the next one, under one hold of the consumers' lock.
+  // peeks at the next one, under one hold of the consumers' lock. The
+  // removal waits for the lock whatever the deadline.
   bool pop_and_peek(std::string_view& out, const Deadline& deadline);
 
   std::size_t qsize() const noexcept;
@@ -78,6 +86,7 @@ class QueueCore {
   void limit_address_space(std::uint32_t chunks);
 
  private:
+  FileDescriptor memfd_;  // for reserving pages
   QueueShared* shared_;
   std::size_t mapped_size_;
   std::string object_;
