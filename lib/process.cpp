@@ -227,6 +227,14 @@ void join_children_at_exit() {
   }
 }
 
+// Opened after fork, not by clone3(CLONE_PIDFD): a raw clone3 would skip
+// glibc's fork (atfork handlers, the child's reset of malloc and stdio locks,
+// the cached thread id that raise() and recursive mutexes use). The gap is
+// safe: until we reap the child, its pid stays a zombie's and cannot be
+// reused. Only a reaper other than mp (SIGCHLD ignored, a foreign
+// waitpid(-1)) could free it in between; then pidfd_open fails with ESRCH
+// (start() reports it) unless the kernel wrapped the whole pid space within
+// these microseconds.
 int open_pidfd(pid_t pid, const std::string& name) {
   return static_cast<int>(detail::check_described("pidfd_open",
                                                   [&] { return ::syscall(SYS_pidfd_open, pid, 0); },
