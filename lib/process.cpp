@@ -43,6 +43,19 @@ struct Child {
     return exitcode_;
   }
 
+  // Reaped, by us or (exit code unknown) by someone else.
+  bool reaped() const {
+    std::lock_guard lock(mutex_);
+    return exitcode_ || reaped_elsewhere_;
+  }
+
+  // Whether the child has exited by `deadline` (it may still need reaping).
+  bool exited_by(Deadline deadline) const {
+    pollfd exited{sentinel.get(), POLLIN, 0};
+    return check_described("poll", [&] { return ::poll(&exited, 1, deadline.poll_milliseconds()); },
+                           [&] { return "Process(" + name + ")"; }) > 0;
+  }
+
   enum class Wait {
     no,      // reap only if the child has exited
     yes,     // wait for the child to exit
@@ -52,27 +65,31 @@ struct Child {
   // Reaps the child if it has exited; unless Wait::no, waits for it. Threads
   // may reap at once (join in one, active_children or is_alive in another):
   // the first waitpid wins and the others see its result, never ECHILD.
+  //
+  // ECHILD means someone else reaped it (SIGCHLD set to SIG_IGN, a
+  // waitpid(-1) elsewhere): as Python's Popen.poll, which returns None then,
+  // the child counts as gone with an unknown exit code.
   bool reap(Wait wait) {
-    if (wait == Wait::yes && sentinel.get() >= 0) {
-      // Wait outside the lock, so that the others can still poll meanwhile.
-      pollfd exited{sentinel.get(), POLLIN, 0};
-      retry("poll", [&] { return ::poll(&exited, 1, -1); });
-    }
+    // Wait outside the lock, so that the others can still poll meanwhile.
+    if (wait == Wait::yes && sentinel.get() >= 0) exited_by(Deadline::never());
     std::lock_guard lock(mutex_);
-    if (exitcode_) return true;
+    if (exitcode_ || reaped_elsewhere_) return true;
     int status = 0;
     // Blocking even after a readable sentinel: under a tracer (strace -f) the
     // exited child becomes waitable for us only once the tracer has seen it.
-    pid_t got = check_described("waitpid",
-                                [&] { return ::waitpid(pid, &status, wait == Wait::no ? WNOHANG : 0); },
-                                [&] { return "Process(" + name + ")"; });
+    pid_t got = retry("waitpid", [&] { return ::waitpid(pid, &status, wait == Wait::no ? WNOHANG : 0); });
+    if (got == -1) {
+      if (errno != ECHILD) throw_os_error("waitpid", errno, "Process(" + name + ")");
+      reaped_elsewhere_ = true;
+      return true;
+    }
     if (got == 0) return false;
     exitcode_ = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
     return true;
   }
 
   void signal(int signal_number) {
-    if (exitcode()) return;  // reaped: the pid may belong to someone else now
+    if (reaped()) return;  // the pid may belong to someone else now
     // Through the pidfd, a signal can never reach a recycled pid.
     long rc = retry("pidfd_send_signal", [&] {
       return ::syscall(SYS_pidfd_send_signal, sentinel.get(), signal_number, nullptr, 0);
@@ -83,6 +100,7 @@ struct Child {
  private:
   mutable std::mutex mutex_;
   std::optional<int> exitcode_;
+  bool reaped_elsewhere_ = false;
 };
 
 }  // namespace detail
@@ -97,7 +115,9 @@ struct Identity {
   bool daemon = false;
   std::optional<ProcessInfo> parent;
   std::string identity;  // "" in the main process, "1", "1:2", ...
-  int next_child = 1;
+  // Counted up by every thread that creates a Process (the pool's result
+  // thread included); only uniqueness matters, hence relaxed.
+  std::atomic<int> next_child{1};
 };
 
 // Live children of this process.
@@ -168,10 +188,28 @@ void flush_stdio() noexcept {
   ::_exit(code);
 }
 
-// Runs first among the child's exit handlers (it is registered last), so
-// std::exit(n) in a child flushes and ends with n without running what the
-// parent registered.
-void child_exit_handler(int status, void*) { exit_process(status); }
+// Registered once, in the parent, at its first start(), after the parent's
+// own earlier handlers: in a child it runs before them, so std::exit(n) there
+// flushes and ends with n without running them. In the parent it does nothing.
+// Registering it in the child instead would take glibc's exit-function lock,
+// which another thread of the parent may have held at fork (atexit, the first
+// use of a function-local static, exit): the child would hang for ever.
+void child_exit_handler(int status, void*) {
+  if (current) exit_process(status);
+}
+
+// How long a daemonic child has between SIGTERM and SIGKILL.
+constexpr auto kDaemonGrace = std::chrono::seconds(2);
+
+// SIGTERM to each daemonic child, then SIGKILL to those still running after
+// one shared grace period (a child may ignore SIGTERM); does not reap.
+void stop_daemons(const std::vector<std::shared_ptr<detail::Child>>& children) {
+  for (auto& child : children)
+    if (child->daemon) child->signal(SIGTERM);
+  auto deadline = detail::Deadline::after(kDaemonGrace);
+  for (auto& child : children)
+    if (child->daemon && !child->exited_by(deadline)) child->signal(SIGKILL);
+}
 
 // Python terminates daemonic children and joins the others at exit.
 void join_children_at_exit() {
@@ -181,11 +219,22 @@ void join_children_at_exit() {
     std::lock_guard lock(r.mutex);
     children = r.children;
   }
-  for (auto& child : children)
-    if (child->daemon) child->signal(SIGTERM);
-  for (auto& child : children) child->reap(Wait::yes);
+  try {
+    stop_daemons(children);
+    for (auto& child : children) child->reap(Wait::yes);
+  } catch (...) {
+    // An exit handler must not throw; what is left is reaped by init.
+  }
 }
 
+// Opened after fork, not by clone3(CLONE_PIDFD): a raw clone3 would skip
+// glibc's fork (atfork handlers, the child's reset of malloc and stdio locks,
+// the cached thread id that raise() and recursive mutexes use). The gap is
+// safe: until we reap the child, its pid stays a zombie's and cannot be
+// reused. Only a reaper other than mp (SIGCHLD ignored, a foreign
+// waitpid(-1)) could free it in between; then pidfd_open fails with ESRCH
+// (start() reports it) unless the kernel wrapped the whole pid space within
+// these microseconds.
 int open_pidfd(pid_t pid, const std::string& name) {
   return static_cast<int>(detail::check_described("pidfd_open",
                                                   [&] { return ::syscall(SYS_pidfd_open, pid, 0); },
@@ -242,13 +291,9 @@ Process::Process(ProcessOptions options)
 Process::~Process() { finish(); }
 
 void Process::finish() noexcept {
-  if (!child_ || child_->exitcode()) return;
+  if (!child_ || child_->reaped()) return;
   try {
-    if (daemon_) {
-      child_->signal(SIGTERM);
-      join_until(detail::Deadline::after(std::chrono::seconds(2)));
-      child_->signal(SIGKILL);
-    }
+    stop_daemons({child_});
     child_->reap(Wait::yes);
     forget(child_);
   } catch (...) {
@@ -283,8 +328,9 @@ void Process::start() {
   if (child_) throw ProcessError("Process.start: cannot start a process twice (" + name_ + ")");
   if (identity().daemon)
     throw ProcessError("Process.start: daemonic processes are not allowed to have children (" + name_ + ")");
-  static const bool joins_at_exit = (std::atexit(join_children_at_exit), true);
-  (void)joins_at_exit;
+  static const bool exit_handlers_registered =
+      (std::atexit(join_children_at_exit), ::on_exit(child_exit_handler, nullptr), true);
+  (void)exit_handlers_registered;
   // Both sides are prepared before fork: afterwards, every page the parent
   // writes while the child still shares it is copied first.
   const Identity& me = identity();
@@ -302,8 +348,10 @@ void Process::start() {
   pid_t pid = detail::check_described("fork", [] { return ::fork(); },
                                       [&] { return "Process.start(" + name_ + ")"; });
   if (pid == 0) {
+    // Nothing here may take a lock another thread of the parent could have
+    // held at fork: glibc resets malloc's and stdio's locks in the child, not
+    // the exit-function lock (see child_exit_handler).
     current = child_state.release();  // for good, as the main process's
-    ::on_exit(child_exit_handler, nullptr);
     if (stdin_replacement >= 0) ::dup2(stdin_replacement, 0);  // as Python
     int code = 0;
     try {
@@ -343,11 +391,8 @@ void Process::join() { join_until(detail::Deadline::never()); }
 void Process::join_until(detail::Deadline deadline) {
   require_open("join");
   if (!child_) throw ProcessError("Process.join: can only join a started process (" + name_ + ")");
-  if (child_->exitcode()) return;
-  pollfd exited{child_->sentinel.get(), POLLIN, 0};
-  int ready = detail::check_described("poll", [&] { return ::poll(&exited, 1, deadline.poll_milliseconds()); },
-                                      [&] { return "Process.join(" + name_ + ")"; });
-  if (ready > 0 && child_->reap(Wait::polled)) forget(child_);
+  if (child_->reaped()) return;
+  if (child_->exited_by(deadline) && child_->reap(Wait::polled)) forget(child_);
 }
 
 bool Process::is_alive() {
@@ -372,7 +417,7 @@ void Process::kill() {
 
 void Process::close() {
   if (closed_) return;
-  if (child_ && !child_->exitcode() && !child_->reap(Wait::no))
+  if (child_ && !child_->reap(Wait::no))
     throw ValueError("Process.close: cannot close a process while it is still running; call join() or terminate() first (" + name_ + ")");
   if (child_) forget(child_);
   child_.reset();

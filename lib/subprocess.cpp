@@ -4,16 +4,22 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "mp/detail/deadline.hpp"
 #include "mp/detail/fd.hpp"
+#include "mp/detail/identity.hpp"
 #include "mp/detail/syscall.hpp"
 
 namespace mp::subprocess {
@@ -308,6 +314,71 @@ void set_nonblocking(int fd, const std::string& object) {
 
 void close_fd(int& fd) noexcept { FileDescriptor(std::exchange(fd, -1)); }
 
+// Children whose Popen was destroyed while they ran. One thread per process,
+// started at the first adoption, polls all their pidfds (and an eventfd that
+// announces newcomers) and reaps each child as it ends: however many Popens
+// are dropped, one thread, and no zombie outlives its child for long.
+class Orphanage {
+ public:
+  explicit Orphanage(pid_t owner) : owner(owner) {}
+  const pid_t owner;  // a forked child starts its own; the parent's thread is not in it
+
+  // Takes the pidfd over. Throws if no eventfd or thread can be had.
+  void adopt(pid_t pid, int pidfd) {
+    std::lock_guard lock(mutex_);
+    if (!wake_) {
+      wake_.reset(check("eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }, "Popen reaper"));
+      std::thread([this] { reap_forever(); }).detach();
+    }
+    orphans_.push_back({pid, FileDescriptor(pidfd)});
+    std::uint64_t one = 1;
+    retry("write", [&] { return ::write(wake_.get(), &one, sizeof one); });
+  }
+
+ private:
+  struct Orphan {
+    pid_t pid;
+    FileDescriptor pidfd;
+  };
+
+  void reap_forever() {
+    std::vector<pollfd> watched;
+    for (;;) {
+      {
+        std::lock_guard lock(mutex_);
+        watched.assign(1, pollfd{wake_.get(), POLLIN, 0});
+        for (const Orphan& orphan : orphans_) watched.push_back({orphan.pidfd.get(), POLLIN, 0});
+      }
+      if (retry("poll", [&] { return ::poll(watched.data(), watched.size(), -1); }) < 0) continue;
+      std::uint64_t count;
+      retry("read", [&] { return ::read(wake_.get(), &count, sizeof count); });
+      std::lock_guard lock(mutex_);
+      std::erase_if(orphans_, [](const Orphan& orphan) {
+        pollfd exited{orphan.pidfd.get(), POLLIN, 0};
+        return retry("poll", [&] { return ::poll(&exited, 1, 0); }) > 0 &&
+               retry("waitpid", [&] { return ::waitpid(orphan.pid, nullptr, WNOHANG); }) != 0;
+      });
+    }
+  }
+
+  std::mutex mutex_;
+  FileDescriptor wake_;
+  std::vector<Orphan> orphans_;
+};
+
+Orphanage& orphanage() {
+  static std::atomic<Orphanage*> current{nullptr};
+  Orphanage* known = current.load(std::memory_order_acquire);
+  const pid_t me = detail::current_pid();
+  if (known && known->owner == me) return *known;
+  // First use, or the parent's copy after fork (left as it is: its thread and
+  // children are the parent's).
+  auto* fresh = new Orphanage(me);
+  if (current.compare_exchange_strong(known, fresh, std::memory_order_acq_rel)) return *fresh;
+  delete fresh;  // another thread of this process was first
+  return *known;
+}
+
 }  // namespace
 
 Popen::Popen(const std::vector<std::string>& args, const PopenOptions& options) : args_(args) {
@@ -330,16 +401,15 @@ Popen::Popen(const std::vector<std::string>& args, const PopenOptions& options) 
 
 Popen::~Popen() {
   close_pipes();
-  close_fd(pidfd_);
-  if (pid_ <= 0 || returncode_) return;
-  try {
-    if (reap(false)) return;
-    std::thread([pid = pid_] {
-      retry("waitpid", [&] { return ::waitpid(pid, nullptr, 0); });
-    }).detach();
-  } catch (...) {
-    // No thread to spare: the child becomes a zombie until this process exits.
+  if (pid_ > 0 && !returncode_ && pidfd_ >= 0) {
+    try {
+      if (!reap(false)) orphanage().adopt(pid_, std::exchange(pidfd_, -1));
+    } catch (...) {
+      // No thread or eventfd to spare: the child becomes a zombie until this
+      // process exits. So does it on kernels without pidfd_open.
+    }
   }
+  close_fd(pidfd_);
 }
 
 Popen::Popen(Popen&& other) noexcept

@@ -3,11 +3,13 @@
 // API.md (exit codes, misuse errors, names, daemons, sentinels, stdio).
 // Children report through plain pipes; every wait has a deadline.
 #include <doctest/doctest.h>
+#include <cxxabi.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -722,11 +724,13 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("start from another thread while the main thread uses the registry") {
-    std::jthread poller([](std::stop_token stop) {
-      while (!stop.stop_requested()) {
+    std::string poller_error;
+    std::jthread poller([&poller_error](std::stop_token stop) {
+      while (!stop.stop_requested() && poller_error.empty()) {
         try {
           (void)mp::active_children();
-        } catch (...) {
+        } catch (const std::exception& e) {
+          poller_error = e.what();
         }
       }
     });
@@ -759,10 +763,126 @@ TEST_SUITE("process") {
     starter.join();
     poller.request_stop();
     poller.join();
+    CHECK(poller_error == "");
     CHECK(starter_error == "");
     std::vector<int> expected(20, 7);
     expected.push_back(4);
     CHECK(codes == expected);
+  }
+
+  TEST_CASE("a child forked while another thread holds glibc's exit-handler lock still runs and exits") {
+    // The other thread registers and unregisters an exit handler (what the
+    // first use of a function-local static does), so glibc's exit-function
+    // lock is held at many forks. A child must take no lock it inherits held.
+    static char handle;
+    std::atomic<bool> stop{false};
+    std::thread registrar([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        abi::__cxa_atexit([](void*) {}, nullptr, &handle);
+        abi::__cxa_finalize(&handle);
+      }
+    });
+    int stuck = 0, wrong = 0;
+    for (int i = 0; i < 200 && stuck == 0; ++i) {
+      mp::Process p([] {});
+      p.start();
+      p.join(5s);
+      if (p.is_alive()) {
+        ++stuck;
+        p.kill();
+        p.join(kGenerous);
+      } else if (p.exitcode() != 0) {
+        ++wrong;
+      }
+    }
+    stop = true;
+    registrar.join();
+    CHECK(stuck == 0);
+    CHECK(wrong == 0);
+  }
+
+  TEST_CASE("default names stay unique when Processes are created from 4 threads at once") {
+    std::vector<std::vector<std::string>> names(4);
+    {
+      std::vector<std::jthread> threads;
+      for (auto& mine : names)
+        threads.emplace_back([&mine] {
+          for (int i = 0; i < 20000; ++i) mine.push_back(mp::Process().name());
+        });
+    }
+    std::vector<std::string> all;
+    for (auto& mine : names) all.insert(all.end(), mine.begin(), mine.end());
+    std::sort(all.begin(), all.end());
+    CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+  }
+
+  TEST_CASE("join of a child reaped by someone else: returns, exitcode unknown (as Python's None)") {
+    auto check_gone = [](mp::Process& p) {
+      int pid = *p.pid();
+      CHECK_NOTHROW(p.join(kGenerous));
+      CHECK(p.exitcode() == std::nullopt);
+      CHECK_FALSE(p.is_alive());
+      CHECK_FALSE(has(mp::active_children(), pid));
+      CHECK_NOTHROW(p.close());
+    };
+    SUBCASE("SIGCHLD ignored: the kernel reaps") {
+      struct sigaction ignore {}, previous{};
+      ignore.sa_handler = SIG_IGN;
+      ::sigaction(SIGCHLD, &ignore, &previous);
+      mp::Process p([] {
+        std::this_thread::sleep_for(100ms);
+        std::exit(3);
+      });
+      p.start();
+      check_gone(p);
+      ::sigaction(SIGCHLD, &previous, nullptr);
+    }
+    SUBCASE("another thread reaps with waitpid(-1)") {
+      mp::Process p([] { std::exit(3); });
+      p.start();
+      int pid = *p.pid();
+      std::thread reaper([pid] {
+        // Children other tests left behind may come first; ours ends the loop.
+        for (int status = 0;;) {
+          pid_t got = ::waitpid(-1, &status, 0);
+          if (got == pid || (got == -1 && errno != EINTR)) break;
+        }
+      });
+      reaper.join();
+      check_gone(p);
+    }
+  }
+
+  TEST_CASE("a daemon child that ignores SIGTERM is SIGKILLed after the grace period") {
+    auto ignoring_daemon = [] {
+      return mp::Process(mp::ProcessOptions{.name = "", .daemon = true}, [] {
+        ::signal(SIGTERM, SIG_IGN);
+        std::this_thread::sleep_for(100s);
+      });
+    };
+    SUBCASE("by ~Process") {
+      int pid = 0;
+      auto start = std::chrono::steady_clock::now();
+      {
+        mp::Process p = ignoring_daemon();
+        p.start();
+        pid = *p.pid();
+        std::this_thread::sleep_for(200ms);  // SIGTERM is ignored by then
+      }
+      double took = seconds_since(start);
+      CHECK(took > 2.0);  // the grace period is 2 s
+      CHECK(took < 3.5);
+      CHECK(process_gone(pid));
+    }
+    SUBCASE("at the parent's exit") {
+      auto start = std::chrono::steady_clock::now();
+      test_support::Program helper({MP_TEST_HELPERS "/process_exit", "ignoring-daemon"});
+      CHECK(helper.wait() == 0);
+      CHECK(seconds_since(start) < 5.0);  // 2 s grace, not the daemon's 100 s
+      int daemon_pid = 0;
+      REQUIRE(std::sscanf(helper.out().c_str(), "pid %d", &daemon_pid) == 1);
+      CHECK(test_support::all_gone_within({daemon_pid}, 1s));
+    }
   }
 
   TEST_CASE("test_error_on_stdio_flush: broken stdout or stderr in the child") {

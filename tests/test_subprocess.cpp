@@ -509,6 +509,30 @@ TEST_SUITE("subprocess") {
     CHECK(third.communicate({}, kGenerous).first == "moved\n");
   }
 
+  TEST_CASE("200 Popens destroyed while running: one reaper thread, no zombie once they end") {
+    auto threads_now = [] {
+      std::ifstream status("/proc/self/status");
+      for (std::string line; std::getline(status, line);)
+        if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+      return -1;
+    };
+    int before = threads_now();
+    std::vector<int> pids;
+    for (int i = 0; i < 200; ++i) {
+      sp::Popen running({"sleep", "0.5"});
+      pids.push_back(running.pid());
+    }
+    CHECK(threads_now() <= before + 1);
+    auto unreaped = [&] {
+      int count = 0;
+      for (int pid : pids) count += ::access(("/proc/" + std::to_string(pid)).c_str(), F_OK) == 0;
+      return count;
+    };
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (unreaped() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+    CHECK(unreaped() == 0);  // neither running nor a zombie
+  }
+
   TEST_CASE("threads may start commands concurrently") {
     std::atomic<int> failures{0};
     std::vector<std::thread> threads;

@@ -42,10 +42,17 @@ struct Child;
 // exception, -N when killed by signal N.
 //
 // Differs from Python: the child never runs the parent's atexit handlers or
-// static destructors, even through std::exit; reaping is deterministic (join,
+// static destructors registered before its first start(), even through
+// std::exit (mp's own handler, registered once in the parent then, ends the
+// child first; nothing is registered in the child, which takes no lock after
+// fork); a daemonic child still running 2 s after SIGTERM (at ~Process or at
+// the parent's exit) gets SIGKILL; reaping is deterministic (join,
 // is_alive, exitcode, active_children and the destructor reap; no zombie
 // outlives the object); the sentinel is a pidfd; destroying a started Process
 // whose child runs terminates a daemon child and joins a non-daemon one.
+// A child reaped by someone else (SIGCHLD ignored, waitpid(-1) elsewhere)
+// counts as ended with an unknown code: join returns, exitcode() stays
+// nullopt (Python: None), is_alive() is false (Python would say True).
 // Blocking: join() waits for the child, join(timeout) at most timeout on the
 // monotonic clock; signals never interrupt them.
 // Peer death: the child's death is seen through sentinel(), join and

@@ -110,8 +110,9 @@ struct RunOptions {
 // The child dying by a signal gives a negative returncode; a child that stops
 // reading stdin only ends the input early (never SIGPIPE in the parent).
 // Destruction closes the parent's pipe ends and reaps an exited child; a child
-// still running is left running (as in Python) and a background thread reaps
-// it when it ends, so no zombie is left behind.
+// still running is left running (as in Python) and one background thread,
+// shared by all such children of the process, reaps it when it ends, so no
+// zombie is left behind.
 class Popen final {
  public:
   // Starts args[0], searched in PATH unless it contains '/'. A command that

@@ -5,6 +5,8 @@
 //                  run in a child that calls std::exit(3)
 //   leak         : leaked Process objects; at exit the daemon child is
 //                  terminated and the non-daemon child joined
+//   ignoring-daemon: a leaked daemon child ignores SIGTERM; the exit-time
+//                  join must SIGKILL it after the grace period
 //   closed-stdout: a child writing into a closed stdout pipe exits with 5
 #include <signal.h>
 #include <unistd.h>
@@ -66,6 +68,18 @@ int leak() {
   return 0;
 }
 
+int ignoring_daemon() {
+  auto* daemon = leaked_daemon = new mp::Process(mp::ProcessOptions{.name = "", .daemon = true}, [] {
+    ::signal(SIGTERM, SIG_IGN);
+    std::this_thread::sleep_for(std::chrono::seconds(100));
+  });
+  daemon->start();
+  std::printf("pid %d\n", *daemon->pid());
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // SIGTERM is ignored by then
+  return 0;
+}
+
 int closed_stdout() {
   int fds[2];
   if (::pipe(fds) != 0) return 90;
@@ -94,6 +108,7 @@ int main(int argc, char** argv) {
   if (mode == "stdio") return stdio();
   if (mode == "atexit") return atexit_not_inherited();
   if (mode == "leak") return leak();
+  if (mode == "ignoring-daemon") return ignoring_daemon();
   if (mode == "closed-stdout") return closed_stdout();
   return 2;
 }
