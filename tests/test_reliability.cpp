@@ -202,6 +202,62 @@ TEST_CASE("fork failing while a Pool starts: a clear error, and the started work
   CHECK_FALSE(process.pid().has_value());
 }
 
+// A task that ends its worker, so that the pool has to fork a replacement.
+int exit_unless_zero(int code) {
+  if (code != 0) ::_exit(code);
+  return 1;
+}
+
+TEST_CASE("fork failing while a dead worker is replaced: the others go on, the slot is filled later") {
+  mp::Pool pool(2);
+  REQUIRE(pool.worker_pids().size() == 2);
+  mp::detail::inject_fault("fork", EAGAIN, 3);  // the first three tries to replace it fail
+  std::vector<int> codes{0, 0, 0, 3, 0, 0, 0, 0, 0, 0};
+  auto it = pool.imap(exit_unless_zero, codes, 1);
+  for (int code : codes) {
+    if (code == 0)
+      CHECK(it.next(60s) == 1);
+    else
+      CHECK_THROWS_AS(it.next(60s), mp::WorkerLost);
+  }
+  // Tried again every 50 ms: the fourth try succeeds.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (pool.worker_pids().size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  mp::detail::clear_faults();
+  CHECK(pool.worker_pids().size() == 2);
+  CHECK(pool.map(slow_square, std::vector<int>{1, 2, 3}, 1) == std::vector<int>{1, 4, 9});
+  pool.close();
+  pool.join();
+}
+
+TEST_CASE("fork failing for good while the last worker is replaced: outstanding and later work fail with the cause") {
+  mp::Pool pool(1);
+  mp::detail::inject_fault("fork", EAGAIN, 1000);
+  auto dying = pool.apply_async(exit_unless_zero, 3);
+  auto queued = pool.apply_async(slow_square, 4);  // behind it in the same worker's queue
+  CHECK_THROWS_AS(dying.get(60s), mp::WorkerLost);
+  try {
+    queued.get(60s);
+    FAIL("no exception");
+  } catch (const mp::OSError& e) {
+    CHECK(e.code() == EAGAIN);
+    CHECK(std::string(e.what()).find("no worker is left") != std::string::npos);
+    CHECK(std::string(e.what()).find("fork failed") != std::string::npos);
+  }
+  CHECK_THROWS_AS(pool.apply_async(slow_square, 5), mp::OSError);
+  mp::detail::clear_faults();
+  SUBCASE("close and join") {
+    pool.close();
+    pool.join();
+  }
+  SUBCASE("terminate and join") {
+    pool.terminate();
+    pool.join();
+  }
+  CHECK(pool.worker_pids().empty());
+}
+
 TEST_CASE("running out of file descriptors while creating objects gives clear errors") {
   // In a child, so that the lowered limit cannot hurt the rest of the suite.
   mp::Process child([] {
