@@ -1,3 +1,16 @@
+// lib/pool.cpp: the Pool's parent side (PoolCore) and its workers' loop.
+// Invariants:
+//  - two helper threads: the watcher turns worker deaths into messages on the
+//    result queue; the result thread handles every message in queue order and
+//    is the only thread that forks workers, never with the mutex held;
+//  - no exception leaves either thread (it would std::terminate the program):
+//    a worker reaped elsewhere is lost with its exit code unknown, a
+//    replacement that cannot start leaves its slot vacant (retried; with no
+//    worker left the work fails with the cause), a failed poll or put in the
+//    watcher is retried, and anything else fails the pool's work with an mp::
+//    error naming it;
+//  - a task is lost only if its worker began it (its slot says so); otherwise
+//    it goes to another worker.
 #include "mp/pool.hpp"
 
 #include <poll.h>

@@ -208,10 +208,25 @@ int exit_unless_zero(int code) {
   return 1;
 }
 
-TEST_CASE("fork failing while a dead worker is replaced: the others go on, the slot is filled later") {
+// What a replacement worker needs from the kernel, each of which can fail:
+// the process, its task queue's memfd, its pidfd.
+struct StartFailure {
+  const char* call;
+  int code;
+};
+StartFailure pick_start_failure() {
+  StartFailure failure{"fork", EAGAIN};
+  SUBCASE("fork: EAGAIN") { failure = {"fork", EAGAIN}; }
+  SUBCASE("memfd_create: EMFILE") { failure = {"memfd_create", EMFILE}; }
+  SUBCASE("pidfd_open: EMFILE") { failure = {"pidfd_open", EMFILE}; }
+  return failure;
+}
+
+TEST_CASE("a replacement worker failing to start: the others go on, the slot is filled later") {
+  StartFailure failure = pick_start_failure();
   mp::Pool pool(2);
   REQUIRE(pool.worker_pids().size() == 2);
-  mp::detail::inject_fault("fork", EAGAIN, 3);  // the first three tries to replace it fail
+  mp::detail::inject_fault(failure.call, failure.code, 3);  // the first three tries to replace it fail
   std::vector<int> codes{0, 0, 0, 3, 0, 0, 0, 0, 0, 0};
   auto it = pool.imap(exit_unless_zero, codes, 1);
   for (int code : codes) {
@@ -231,9 +246,10 @@ TEST_CASE("fork failing while a dead worker is replaced: the others go on, the s
   pool.join();
 }
 
-TEST_CASE("fork failing for good while the last worker is replaced: outstanding and later work fail with the cause") {
+TEST_CASE("the last worker's replacement failing to start: outstanding and later work fail with the cause") {
+  StartFailure failure = pick_start_failure();
   mp::Pool pool(1);
-  mp::detail::inject_fault("fork", EAGAIN, 1000);
+  mp::detail::inject_fault(failure.call, failure.code, 1000);
   auto dying = pool.apply_async(exit_unless_zero, 3);
   auto queued = pool.apply_async(slow_square, 4);  // behind it in the same worker's queue
   CHECK_THROWS_AS(dying.get(60s), mp::WorkerLost);
@@ -241,9 +257,9 @@ TEST_CASE("fork failing for good while the last worker is replaced: outstanding 
     queued.get(60s);
     FAIL("no exception");
   } catch (const mp::OSError& e) {
-    CHECK(e.code() == EAGAIN);
+    CHECK(e.code() == failure.code);
     CHECK(std::string(e.what()).find("no worker is left") != std::string::npos);
-    CHECK(std::string(e.what()).find("fork failed") != std::string::npos);
+    CHECK(std::string(e.what()).find(std::string(failure.call) + " failed") != std::string::npos);
   }
   CHECK_THROWS_AS(pool.apply_async(slow_square, 5), mp::OSError);
   mp::detail::clear_faults();
@@ -256,6 +272,21 @@ TEST_CASE("fork failing for good while the last worker is replaced: outstanding 
     pool.join();
   }
   CHECK(pool.worker_pids().empty());
+}
+
+TEST_CASE("poll failing in the pool's watcher thread: deaths are reported late, never lost, no abort") {
+  mp::Pool pool(1);
+  REQUIRE(pool.worker_pids().size() == 1);
+  for (int round = 0; round < 2; ++round) {
+    // The watcher polls again after each death; the pool's reaping of the
+    // dead worker (Process::join) may take one of these, the watcher the rest.
+    mp::detail::inject_fault("poll", ENOMEM, 5);
+    CHECK_THROWS_AS(pool.apply_async(exit_unless_zero, 3).get(60s), mp::WorkerLost);
+  }
+  mp::detail::clear_faults();
+  CHECK(pool.apply(slow_square, 6) == 36);
+  pool.close();
+  pool.join();
 }
 
 TEST_CASE("running out of file descriptors while creating objects gives clear errors") {
