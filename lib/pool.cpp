@@ -1,3 +1,16 @@
+// lib/pool.cpp: the Pool's parent side (PoolCore) and its workers' loop.
+// Invariants:
+//  - two helper threads: the watcher turns worker deaths into messages on the
+//    result queue; the result thread handles every message in queue order and
+//    is the only thread that forks workers, never with the mutex held;
+//  - no exception leaves either thread (it would std::terminate the program):
+//    a worker reaped elsewhere is lost with its exit code unknown, a
+//    replacement that cannot start leaves its slot vacant (retried; with no
+//    worker left the work fails with the cause), a failed poll or put in the
+//    watcher is retried, and anything else fails the pool's work with an mp::
+//    error naming it;
+//  - a task is lost only if its worker began it (its slot says so); otherwise
+//    it goes to another worker.
 #include "mp/pool.hpp"
 
 #include <poll.h>
@@ -58,6 +71,10 @@ struct InFlight {
   std::uint64_t job;
   PoolTask task;
 };
+
+// How long a slot whose replacement could not be started (fork's EAGAIN,
+// EMFILE for the task queue's memfd or the pidfd) waits before the next try.
+constexpr auto respawn_retry = std::chrono::milliseconds(50);
 
 struct Worker {
   std::unique_ptr<Process> process;
@@ -122,6 +139,32 @@ void describe_current_exception(std::string& result, ResultKind kind, std::uint3
   }
 }
 
+// `prefix` followed by what `cause` says, as an mp:: error: an OSError keeps
+// its errno, so that the caller can still tell EAGAIN from EMFILE.
+std::exception_ptr pool_failure(const std::string& prefix, const std::exception_ptr& cause) {
+  try {
+    std::rethrow_exception(cause);
+  } catch (const OSError& e) {
+    return std::make_exception_ptr(OSError(prefix + e.what(), e.code()));
+  } catch (const std::exception& e) {
+    return std::make_exception_ptr(ProcessError(prefix + e.what()));
+  } catch (...) {
+    return std::make_exception_ptr(ProcessError(prefix + "something that is not a std::exception"));
+  }
+}
+
+// Reaps a worker whose sentinel fired. Its exit code, or nullopt if some other
+// part of the program reaped it first (SIGCHLD set to SIG_IGN, a waitpid(-1)):
+// waitpid then fails with ECHILD, which Process::join may report by throwing.
+std::optional<int> reap(Process& process) noexcept {
+  try {
+    process.join();
+    return process.exitcode();
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
 void put_stop(QueueCore& tasks) {
   std::string stop;
   begin_task(stop);
@@ -180,6 +223,14 @@ struct PoolCore::State {
   std::exception_ptr spawn_error;
   std::thread result_thread;
   std::thread watcher_thread;
+  // Result thread only: slots whose replacement failed to start, and when to
+  // try again.
+  std::vector<std::uint32_t> vacant_slots;
+  Clock::time_point next_respawn;
+  // Watcher thread only, kept between rounds.
+  std::vector<pollfd> watched_fds;
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> watched_owners;
+  std::string watcher_message;
 
   void poke_watcher() noexcept {
     std::uint64_t one = 1;
@@ -348,40 +399,122 @@ struct PoolCore::State {
   void on_worker_exited(const ResultRecord& message) {
     Worker& worker = workers[message.worker];
     std::vector<Delivery> deliveries;
-    bool replace;
     {
       std::lock_guard lock(mutex);
       if (worker.generation != message.generation || !worker.alive) return;
       // Its sentinel fired, so this reaps at once; under the lock so that
       // terminate() never signals a pid that was just reaped.
-      worker.process->join();
-      int exitcode = worker.process->exitcode().value_or(-SIGKILL);
+      std::optional<int> exitcode = reap(*worker.process);
       worker.alive = false;
+      std::string how = exitcode ? "exit code " + std::to_string(*exitcode)
+                                 : "exit code unknown (reaped elsewhere: SIGCHLD ignored or a waitpid(-1))";
       std::uint64_t started = slots[message.worker].started.load(std::memory_order_acquire);
       for (auto it = worker.in_flight.rbegin(); it != worker.in_flight.rend(); ++it) {
         if (it->seq <= started) {
           auto lost = std::make_exception_ptr(WorkerLost(
               "Pool: worker " + worker.process->name() + " (pid " +
                   std::to_string(worker.process->pid().value_or(0)) +
-                  ") died while running this task, exit code " + std::to_string(exitcode),
-              exitcode));
+                  ") died while running this task, " + how,
+              exitcode.value_or(-SIGKILL)));
           deliveries.push_back(Delivery{it->job, jobs[it->job].job, it->task.index, lost});
         } else {
           pending.push_front(Pending{it->job, std::move(it->task)});
         }
       }
       worker.in_flight.clear();
-      replace = !broken && !stopping && !draining &&
-                (phase == Phase::running || (phase == Phase::closed && !pending.empty()));
     }
     deliver(deliveries);
-    if (replace) {
-      spawn(message.worker);
-      std::lock_guard lock(mutex);
-      pump();
-    }
+    replace(message.worker);
     std::lock_guard lock(mutex);
     changed.notify_all();
+  }
+
+  // Whether a dead worker's slot should get a new one. Called with the mutex held.
+  bool wants_replacement() const {
+    return !broken && !stopping && !draining &&
+           (phase == Phase::running || (phase == Phase::closed && !pending.empty()));
+  }
+
+  // Starts a worker in the dead `slot` if the pool still wants one there. If
+  // it cannot be started, the slot stays vacant and is tried again every
+  // respawn_retry while the other workers go on; with no worker left, the
+  // outstanding and later work fails with the cause instead of waiting for a
+  // fork that may never succeed.
+  void replace(std::uint32_t slot) {
+    {
+      std::lock_guard lock(mutex);
+      if (!wants_replacement()) return;
+    }
+    try {
+      spawn(slot);
+    } catch (...) {
+      std::exception_ptr cause = std::current_exception();
+      bool any_alive;
+      {
+        std::lock_guard lock(mutex);
+        any_alive = std::any_of(workers.begin(), workers.end(), [](const Worker& w) { return w.alive; });
+      }
+      if (any_alive) {
+        if (std::find(vacant_slots.begin(), vacant_slots.end(), slot) == vacant_slots.end())
+          vacant_slots.push_back(slot);
+        next_respawn = Clock::now() + respawn_retry;
+      } else {
+        vacant_slots.clear();
+        break_pool(pool_failure("Pool: no worker is left to run this task; starting a replacement failed: ",
+                                cause));
+      }
+    }
+    // The dead worker's untouched tasks (and with a vacant slot, all tasks)
+    // go to the others now, not when one of them next reports.
+    std::lock_guard lock(mutex);
+    pump();
+  }
+
+  void retry_vacant_slots() {
+    if (vacant_slots.empty() || Clock::now() < next_respawn) return;
+    std::vector<std::uint32_t> retry = std::exchange(vacant_slots, {});
+    for (std::uint32_t slot : retry) replace(slot);
+  }
+
+  // How long the result thread may wait for a message: until the next retry
+  // of a vacant slot, if there is one.
+  Deadline result_deadline() const {
+    return vacant_slots.empty() ? Deadline::never() : Deadline::after(next_respawn - Clock::now());
+  }
+
+  // Fails the outstanding work with `error`, and all later work (submit
+  // throws it), from any thread without the mutex held.
+  void break_pool(std::exception_ptr error) noexcept {
+    try {
+      std::vector<Delivery> deliveries;
+      {
+        std::lock_guard lock(mutex);
+        if (!broken) broken = error;
+        fail_everything(broken, deliveries);
+      }
+      deliver(deliveries);
+    } catch (...) {
+      // Out of memory while failing the work: what was delivered stays so.
+    }
+  }
+
+  // Handles one message; false on the stop message.
+  bool handle(const ResultRecord& message) {
+    switch (message.kind) {
+      case ResultKind::succeeded:
+      case ResultKind::failed:
+        on_task_result(message);
+        break;
+      case ResultKind::initializer_failed:
+        on_initializer_failed(message);
+        break;
+      case ResultKind::worker_exited:
+        on_worker_exited(message);
+        break;
+      case ResultKind::stop:
+        return false;
+    }
+    return true;
   }
 
   void serve() {
@@ -399,63 +532,80 @@ struct PoolCore::State {
     }
     // Each message is read where it lies in the queue (the result thread is
     // its only reader), and removed once handled, as the next one is taken.
+    // Nothing may escape this thread (std::terminate would end the program):
+    // a failure here fails the pool's work with an mp:: error naming it.
     std::string_view record;
-    results.peek(record, Deadline::never());
+    bool holding = false;  // `record` is the head of the queue, handled or not
     for (;;) {
-      ResultRecord message = decode_result(record);
-      switch (message.kind) {
-        case ResultKind::succeeded:
-        case ResultKind::failed:
-          on_task_result(message);
-          break;
-        case ResultKind::initializer_failed:
-          on_initializer_failed(message);
-          break;
-        case ResultKind::worker_exited:
-          on_worker_exited(message);
-          break;
-        case ResultKind::stop:
-          return;
+      try {
+        // Cleared first: if pop_and_peek throws, the next try peeks again.
+        // A message handled twice is harmless: each handler ignores what it
+        // has already seen.
+        bool had = std::exchange(holding, false);
+        holding = had ? results.pop_and_peek(record, result_deadline())
+                      : results.peek(record, result_deadline());
+        if (holding && !handle(decode_result(record))) return;
+        retry_vacant_slots();
+      } catch (...) {
+        break_pool(pool_failure("Pool: the result thread failed: ", std::current_exception()));
+        std::this_thread::sleep_for(respawn_retry);  // a failure that repeats does not spin
       }
-      results.pop_and_peek(record, Deadline::never());
     }
   }
 
   // Turns worker deaths into messages on the result queue, behind any result
   // the worker sent before it died, so the result thread sees them in order.
+  // If poll or put fails (ENOMEM, a descriptor limit), it tries again, a
+  // little later each time: a death is then reported late, never lost, and
+  // nothing escapes the thread.
   void watch() {
-    std::vector<pollfd> fds;
-    std::vector<std::pair<std::uint32_t, std::uint64_t>> owners;
-    std::string exited;
+    auto backoff = std::chrono::milliseconds(1);
     for (;;) {
-      fds.assign(1, pollfd{wake.get(), POLLIN, 0});
-      owners.clear();
-      {
-        std::lock_guard lock(mutex);
-        if (stopping) return;
-        for (std::uint32_t slot = 0; slot < workers.size(); ++slot) {
-          if (!workers[slot].watched) continue;
-          fds.push_back(pollfd{workers[slot].process->sentinel(), POLLIN, 0});
-          owners.emplace_back(slot, workers[slot].generation);
-        }
-      }
-      check("poll", [&] { return ::poll(fds.data(), fds.size(), -1); }, "Pool watcher");
-      if (fds[0].revents != 0) {
-        std::uint64_t count;
-        (void)retry("read", [&] { return ::read(wake.get(), &count, sizeof count); });
-      }
-      for (std::size_t i = 1; i < fds.size(); ++i) {
-        if (fds[i].revents == 0) continue;
-        auto [slot, generation] = owners[i - 1];
-        {
-          std::lock_guard lock(mutex);
-          if (workers[slot].generation != generation) continue;
-          workers[slot].watched = false;
-        }
-        begin_result(exited, ResultKind::worker_exited, slot, generation, 0);
-        results.put(exited, Deadline::never());
+      try {
+        if (!watch_once()) return;
+        backoff = std::chrono::milliseconds(1);
+      } catch (...) {
+        std::this_thread::sleep_for(backoff);
+        backoff = std::min(2 * backoff, std::chrono::milliseconds(100));
       }
     }
+  }
+
+  // One wait for a death or a change of the worker table; false once stopping.
+  bool watch_once() {
+    std::vector<pollfd>& fds = watched_fds;
+    std::vector<std::pair<std::uint32_t, std::uint64_t>>& owners = watched_owners;
+    fds.assign(1, pollfd{wake.get(), POLLIN, 0});
+    owners.clear();
+    {
+      std::lock_guard lock(mutex);
+      if (stopping) return false;
+      for (std::uint32_t slot = 0; slot < workers.size(); ++slot) {
+        if (!workers[slot].watched) continue;
+        fds.push_back(pollfd{workers[slot].process->sentinel(), POLLIN, 0});
+        owners.emplace_back(slot, workers[slot].generation);
+      }
+    }
+    check("poll", [&] { return ::poll(fds.data(), fds.size(), -1); }, "Pool watcher");
+    if (fds[0].revents != 0) {
+      std::uint64_t count;
+      (void)retry("read", [&] { return ::read(wake.get(), &count, sizeof count); });
+    }
+    for (std::size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      auto [slot, generation] = owners[i - 1];
+      {
+        std::lock_guard lock(mutex);
+        if (workers[slot].generation != generation || !workers[slot].watched) continue;
+      }
+      // Unwatched only once the message is sent: if put throws, the next
+      // round sees the sentinel again.
+      begin_result(watcher_message, ResultKind::worker_exited, slot, generation, 0);
+      results.put(watcher_message, Deadline::never());
+      std::lock_guard lock(mutex);
+      if (workers[slot].generation == generation) workers[slot].watched = false;
+    }
+    return true;
   }
 
   void stop_threads() {

@@ -1,5 +1,6 @@
 // Pool: Python's _TestPool, _TestPoolWorkerErrors and _TestPoolWorkerLifetime
 // behaviours, the initializer tests, and the failures Python hangs on.
+#include <cxxabi.h>
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -334,7 +335,7 @@ TEST_CASE("a worker that dies mid-task fails that task with WorkerLost, and the 
       CHECK(e.exitcode() == -SIGKILL);
     }
     MESSAGE("WorkerLost after " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count() << " ms");
-    CHECK(Clock::now() - start < 5s);
+    CHECK(Clock::now() - start < 300ms);  // the promise is 100 ms (docs/reliability.md)
   }
   SUBCASE("segfault") {
     try {
@@ -382,7 +383,7 @@ TEST_CASE("WorkerLost arrives within 100 ms of the death") {
   auto latency = Clock::now().time_since_epoch() - Clock::duration(died_at->load());
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(latency).count();
   MESSAGE("death to WorkerLost: " << ms << " ms");
-  CHECK(ms < 1000);  // the promise is 100 ms; the bound is generous for a loaded VM
+  CHECK(ms < 300);  // the promise is 100 ms; 300 leaves room for a loaded machine
 }
 
 TEST_CASE("terminate returns promptly with 10,000 long tasks queued and cancels them") {
@@ -438,44 +439,128 @@ TEST_CASE("when the pool's parent is SIGKILLed, its workers exit") {
   CHECK(all_gone_within({pids[0], pids[1]}, 10'000ms));
 }
 
-TEST_CASE("a thread holding a mutex does not stop Pool or Process from working") {
-  std::mutex held;
-  std::atomic<bool> stop{false};
-  std::thread holder([&] {
-    std::lock_guard lock(held);
-    while (!stop) {
-      std::vector<char> churn(4096);  // keeps malloc busy across our forks
-      std::this_thread::yield();
+TEST_CASE("a thread inside glibc's exit-handler lock while workers are replaced: no worker hangs") {
+  // The hazard of a forked child that takes that lock (on_exit, atexit)
+  // while another parent thread held it at fork time: the child waits
+  // forever. A function-local static's first use (__cxa_atexit) holds it; here
+  // a thread holds it as often as it can, and every task ends its worker, so
+  // each task forks a replacement.
+  struct Registrar {
+    std::atomic<bool> stop{false};
+    std::thread thread{[this] {
+      static char token;  // a module handle no real module has
+      while (!stop.load(std::memory_order_relaxed)) {
+        abi::__cxa_atexit([](void*) {}, nullptr, &token);
+        abi::__cxa_finalize(&token);  // runs and forgets it: the list does not grow
+      }
+    }};
+    ~Registrar() {
+      stop = true;
+      thread.join();
     }
-  });
-  {
-    mp::Pool pool(2);
-    CHECK(pool.map(sqr, std::vector<int>{1, 2, 3}, 1) == std::vector<int>{1, 4, 9});
-    mp::Process child([] {});
-    child.start();
-    child.join(patience);
-    CHECK(child.exitcode() == 0);
+  } registrar;
+  mp::Pool pool(2);
+  auto results = pool.map_async(die_by_exit, std::vector<int>(40, 7), 1);
+  try {
+    results.get(20s);  // 40 forks take well under a second
+    FAIL_CHECK("no WorkerLost");
+  } catch (const mp::WorkerLost& e) {
+    CHECK(e.exitcode() == 7);
+  } catch (const mp::TimeoutError&) {
+    FAIL_CHECK("a replacement worker hung before running its task");
+    pool.terminate();  // SIGKILL reaches a hung worker too
   }
-  stop = true;
-  holder.join();
 }
 
-TEST_CASE("SIGINT to the process group during map: no worker spam, no worker left behind") {
-  test_support::Program runner({MP_TEST_HELPERS "/pool_sigint"}, true);
-  auto first_line = runner.read_line(patience);
-  REQUIRE(first_line.has_value());
-  std::vector<int> pids;
-  for (std::size_t pos = 0; pos < first_line->size();) {
-    std::size_t used = 0;
-    pids.push_back(std::stoi(first_line->substr(pos), &used));
-    pos += used + 1;
-  }
+TEST_CASE("SIGINT to the workers during map: they ignore it, the map completes, no worker output") {
+  test_support::Program runner({MP_TEST_HELPERS "/pool_sigint"});
+  auto parse_pids = [](const std::optional<std::string>& line) {
+    std::vector<int> pids;
+    for (std::size_t pos = 0; line && pos < line->size();) {
+      std::size_t used = 0;
+      pids.push_back(std::stoi(line->substr(pos), &used));
+      pos += used + 1;
+    }
+    return pids;
+  };
+  std::vector<int> pids = parse_pids(runner.read_line(patience));
   REQUIRE(pids.size() == 2);
-  std::this_thread::sleep_for(300ms);  // well inside the map
-  REQUIRE(::killpg(runner.pid(), SIGINT) == 0);
-  int status = runner.wait(patience);
-  // Interrupted (killed by SIGINT) or completed: both are fine; a hang is not.
-  CHECK((status == -SIGINT || runner.out().find("completed 40") != std::string::npos));
+  // The map takes about 4 s (40 tasks of 200 ms on 2 workers): three rounds
+  // of SIGINT land well inside it.
+  for (int round = 0; round < 3; ++round) {
+    std::this_thread::sleep_for(300ms);
+    for (int pid : pids) CHECK(::kill(pid, SIGINT) == 0);
+  }
+  CHECK(runner.read_line(patience) == "completed 40");
+  CHECK(parse_pids(runner.read_line(patience)) == pids);  // none died and was replaced
+  CHECK(runner.wait(patience) == 0);
   CHECK(runner.err().empty());
   CHECK(all_gone_within(pids, 10'000ms));
+}
+
+TEST_CASE("an initializer that throws: RemoteError naming it, no respawn loop, stable worker_pids") {
+  auto runs = mp::detail::make_shared_object<std::atomic<int>>("test", 0);
+  initializer_runs = runs.get();
+  mp::Pool pool(mp::PoolOptions{2, [] {
+                                  initializer_runs->fetch_add(1);
+                                  throw std::runtime_error("no database");
+                                }, {}});
+  // Submitted before the pool learns of the failure, the task fails with it;
+  // after, apply_async throws it at once.
+  auto failure = [&pool]() -> std::string {
+    try {
+      pool.apply_async(sqr, 2).get(patience);
+    } catch (const mp::RemoteError& e) {
+      return e.type_name() + " | " + e.what();
+    }
+    return "no RemoteError";
+  };
+  std::string first = failure();
+  CHECK(first.find("std::runtime_error | ") == 0);
+  CHECK(first.find("initializer") != std::string::npos);
+  CHECK(first.find("no database") != std::string::npos);
+  CHECK(failure() == first);
+  std::this_thread::sleep_for(300ms);  // the failed workers have exited
+  auto pids = pool.worker_pids();
+  int runs_then = runs->load();
+  std::this_thread::sleep_for(500ms);  // a respawn loop would fork and fail again meanwhile
+  CHECK(runs_then == 2);
+  CHECK(runs->load() == runs_then);
+  CHECK(pool.worker_pids() == pids);
+  CHECK(pids.empty());
+  pool.close();
+  pool.join();
+}
+
+// Code outside the pool reaps its workers first; the pool's own waitpid then
+// fails with ECHILD. In a child process, so that neither the SIGCHLD
+// disposition nor the stray reaper touches the rest of the suite.
+TEST_CASE("workers reaped behind the pool's back: WorkerLost or completion, never an abort") {
+  bool ignore_sigchld = false;
+  SUBCASE("SIGCHLD set to SIG_IGN") { ignore_sigchld = true; }
+  SUBCASE("another thread reaping with waitpid(-1)") { ignore_sigchld = false; }
+  mp::Process child([ignore_sigchld] {
+    if (ignore_sigchld) {
+      ::signal(SIGCHLD, SIG_IGN);
+    } else {
+      std::thread([] {
+        for (;;)
+          if (::waitpid(-1, nullptr, 0) == -1) std::this_thread::sleep_for(1ms);  // no child yet
+      }).detach();
+    }
+    mp::Pool pool(2);
+    try {
+      pool.apply_async(die_by_exit, 3).get(patience);
+      mp::exit(10);
+    } catch (const mp::WorkerLost&) {
+    }
+    if (pool.map_async(sqr, std::vector<int>(20, 3), 1).get(patience) != std::vector<int>(20, 9)) mp::exit(11);
+    if (pool.worker_pids().size() != 2) mp::exit(12);  // the lost worker was replaced
+    pool.close();
+    pool.join();
+    mp::exit(0);
+  });
+  child.start();
+  child.join(patience);
+  CHECK(child.exitcode() == 0);
 }

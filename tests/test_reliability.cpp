@@ -202,6 +202,103 @@ TEST_CASE("fork failing while a Pool starts: a clear error, and the started work
   CHECK_FALSE(process.pid().has_value());
 }
 
+// A task that ends its worker, so that the pool has to fork a replacement.
+int exit_unless_zero(int code) {
+  if (code != 0) ::_exit(code);
+  return 1;
+}
+
+// A fault armed for one test: cleared however the test ends, so that a
+// failed check does not leave the rest of the suite unable to fork.
+class ArmedFault {
+ public:
+  ArmedFault(const char* call, int code, int count) { mp::detail::inject_fault(call, code, count); }
+  ~ArmedFault() { clear(); }
+  void clear() noexcept { mp::detail::clear_faults(); }
+};
+
+// What a replacement worker needs from the kernel, each of which can fail:
+// the process, its task queue's memfd, its pidfd.
+struct StartFailure {
+  const char* call;
+  int code;
+};
+StartFailure pick_start_failure() {
+  StartFailure failure{"fork", EAGAIN};
+  SUBCASE("fork: EAGAIN") { failure = {"fork", EAGAIN}; }
+  SUBCASE("memfd_create: EMFILE") { failure = {"memfd_create", EMFILE}; }
+  SUBCASE("pidfd_open: EMFILE") { failure = {"pidfd_open", EMFILE}; }
+  return failure;
+}
+
+TEST_CASE("a replacement worker failing to start: the others go on, the slot is filled later") {
+  StartFailure failure = pick_start_failure();
+  mp::Pool pool(2);
+  REQUIRE(pool.worker_pids().size() == 2);
+  ArmedFault fault(failure.call, failure.code, 3);  // the first three tries to replace it fail
+  std::vector<int> codes{0, 0, 0, 3, 0, 0, 0, 0, 0, 0};
+  auto it = pool.imap(exit_unless_zero, codes, 1);
+  for (int code : codes) {
+    if (code == 0)
+      CHECK(it.next(60s) == 1);
+    else
+      CHECK_THROWS_AS(it.next(60s), mp::WorkerLost);
+  }
+  // Tried again every 50 ms: the fourth try succeeds.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (pool.worker_pids().size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  fault.clear();
+  CHECK(pool.worker_pids().size() == 2);
+  CHECK(pool.map(slow_square, std::vector<int>{1, 2, 3}, 1) == std::vector<int>{1, 4, 9});
+  pool.close();
+  pool.join();
+}
+
+TEST_CASE("the last worker's replacement failing to start: outstanding and later work fail with the cause") {
+  StartFailure failure = pick_start_failure();
+  mp::Pool pool(1);
+  ArmedFault fault(failure.call, failure.code, 1000);
+  auto dying = pool.apply_async(exit_unless_zero, 3);
+  try {
+    // Behind it in the same worker's queue, or, if the pool already knows
+    // that no worker is left, refused at once with the same error.
+    pool.apply_async(slow_square, 4).get(60s);
+    FAIL_CHECK("no exception");
+  } catch (const mp::OSError& e) {
+    CHECK(e.code() == failure.code);
+    CHECK(std::string(e.what()).find("no worker is left") != std::string::npos);
+    CHECK(std::string(e.what()).find(std::string(failure.call) + " failed") != std::string::npos);
+  }
+  CHECK_THROWS_AS(dying.get(60s), mp::WorkerLost);
+  CHECK_THROWS_AS(pool.apply_async(slow_square, 5), mp::OSError);
+  fault.clear();
+  SUBCASE("close and join") {
+    pool.close();
+    pool.join();
+  }
+  SUBCASE("terminate and join") {
+    pool.terminate();
+    pool.join();
+  }
+  CHECK(pool.worker_pids().empty());
+}
+
+TEST_CASE("poll failing in the pool's watcher thread: deaths are reported late, never lost, no abort") {
+  mp::Pool pool(1);
+  REQUIRE(pool.worker_pids().size() == 1);
+  for (int round = 0; round < 2; ++round) {
+    // The watcher polls again after each death; the pool's reaping of the
+    // dead worker (Process::join) may take one of these, the watcher the rest.
+    mp::detail::inject_fault("poll", ENOMEM, 5);
+    CHECK_THROWS_AS(pool.apply_async(exit_unless_zero, 3).get(60s), mp::WorkerLost);
+  }
+  mp::detail::clear_faults();
+  CHECK(pool.apply(slow_square, 6) == 36);
+  pool.close();
+  pool.join();
+}
+
 TEST_CASE("running out of file descriptors while creating objects gives clear errors") {
   // In a child, so that the lowered limit cannot hurt the rest of the suite.
   mp::Process child([] {

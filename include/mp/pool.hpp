@@ -261,6 +261,10 @@ std::size_t default_chunksize(std::size_t items, int processes);
 //  - a worker that dies mid-task (SIGKILL, segfault, _exit) fails exactly that
 //    task with mp::WorkerLost within milliseconds; the tasks it had not begun
 //    go to other workers; it is replaced; nothing hangs (Python hangs);
+//  - a replacement that cannot be started (fork, memfd or pidfd failing) is
+//    tried again every 50 ms while the other workers go on; with no worker
+//    left, outstanding and later tasks fail with mp::OSError naming the cause
+//    (Python's pool thread dies and the pool hangs);
 //  - the destructor is close() + join(): outstanding work finishes (Python's
 //    `with` calls terminate(), which silently drops it). Call terminate() to stop now;
 //  - terminate() fails outstanding results with mp::CancelledError;
