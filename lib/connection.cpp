@@ -1,14 +1,29 @@
+// lib/connection.cpp: Connection, Pipe and wait (Python's
+// multiprocessing.connection framing, detail/connection_frame.hpp).
+//
+// Invariants:
+// - Nothing is taken from the kernel beyond the message a receive returns:
+//   recv reads the header exactly, then exactly the payload; poll and wait
+//   only peek. Several processes may share one end (behind a lock).
+// - A payload buffer is allocated once, at the announced size, and only after
+//   the first chunk (1 MiB) of it arrived.
+// - A descriptor stays open while a thread of this process uses it; close()
+//   wakes the users and the last one out closes it.
+// - Header and payload sizes are never added where the sum could wrap.
 #include "mp/connection.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -19,6 +34,7 @@
 #include "mp/detail/connection_frame.hpp"
 #include "mp/detail/fd.hpp"
 #include "mp/detail/futex.hpp"
+#include "mp/detail/identity.hpp"
 #include "mp/detail/spin_policy.hpp"
 #include "mp/detail/syscall.hpp"
 
@@ -71,64 +87,80 @@ std::optional<DecodedHeader> decode_frame_header(std::string_view bytes, std::st
   return DecodedHeader{kShortHeaderSize, length};
 }
 
-// Bytes read from the kernel and not yet delivered. Not zero-filled on growth,
-// and consumed from the front without moving what follows.
-class Inbox {
+// A pair of descriptors this process creates on first use. A forked child that
+// inherited a pair makes its own, so two processes never share one: the
+// parent's close() must not wake the child's receiver, and bytes one process
+// tee(2)s must not be read by the other.
+class ProcessLocalFds {
  public:
-  std::string_view pending() const noexcept {
-    return {data_.get() + begin_, end_ - begin_};
+  template <class Make>
+  void ensure(Make&& make) {
+    pid_t pid = current_pid();
+    if (owner_ == pid && ends_[0]) return;
+    int made[2] = {-1, -1};
+    make(made);
+    ends_[0] = FileDescriptor(made[0]);
+    ends_[1] = FileDescriptor(made[1]);
+    owner_ = pid;
   }
-  // Room for `size` more bytes at the end; commit() what was written there.
-  char* reserve(std::size_t size) {
-    if (begin_ > 0) {
-      std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
-    }
-    if (end_ + size > capacity_) {
-      std::size_t capacity = std::max(end_ + size, 2 * capacity_);
-      auto grown = std::make_unique_for_overwrite<char[]>(capacity);
-      if (end_ > 0) std::memcpy(grown.get(), data_.get(), end_);
-      data_ = std::move(grown);
-      capacity_ = capacity;
-    }
-    return data_.get() + end_;
-  }
-  void commit(std::size_t size) noexcept { end_ += size; }
-  void consume(std::size_t size) noexcept {
-    begin_ += size;
-    if (begin_ == end_) clear();
-  }
-  // Empties the inbox and gives back memory a big message needed.
-  void clear() noexcept {
-    begin_ = end_ = 0;
-    if (capacity_ > kKeptCapacity) {
-      data_.reset();
-      capacity_ = 0;
-    }
+  int get(int which) const noexcept { return ends_[which].get(); }
+  void reset() noexcept {
+    ends_[0].reset();
+    ends_[1].reset();
   }
 
  private:
-  static constexpr std::size_t kKeptCapacity = 1 << 20;
-  std::unique_ptr<char[]> data_;
-  std::size_t capacity_ = 0;
-  std::size_t begin_ = 0;
-  std::size_t end_ = 0;
+  FileDescriptor ends_[2];
+  pid_t owner_ = 0;
+};
+
+// What a receive would find, judged without taking a byte from the kernel.
+enum class Readiness {
+  ready,    // a whole message, a refusal, an error or the end of the stream
+  partial,  // part of a message: readable, yet a receive would block
+  empty,
 };
 
 // One connection, shared by every handle copy in this process.
 //
-// The inbox holds bytes read from the kernel but not yet delivered. A blocking
-// receive reads ahead (up to kReadAhead) so that a small message costs one
-// system call; poll() and wait() read at most up to the end of the next frame,
-// so a process whose poll() returned true holds exactly one whole message and
-// nothing of the next. recv() serves from the inbox first. A forked child
-// inherits a copy, like the rest of its memory.
+// Nothing is read from the kernel beyond the message a receive returns: a
+// receive reads the header exactly (4 bytes, 8 more for a long frame), then
+// exactly the payload; poll and wait only peek (MSG_PEEK on a socket, tee(2)
+// into a private pipe for a pipe, FIONREAD for the byte count). So processes
+// that share one end behind a lock each receive whole messages, as in Python,
+// and a child that polls and exits takes nothing with it.
+//
+// The descriptor stays open while a thread of this process uses it (a Use):
+// close() marks the connection closed, wakes blocked receivers and pollers
+// through an eventfd, and the last Use to end closes the descriptor. So a
+// thread blocked in recv never reads from a number that open() gave to
+// something else meanwhile.
 class ConnectionState {
  public:
-  ConnectionState(FileDescriptor fd, bool readable, bool writable, bool is_socket)
+  enum class Kind { socket, pipe, other };
+
+  // While alive, the descriptor stays open; throws ValueError if closed.
+  class Use {
+   public:
+    Use(ConnectionState& state, std::string_view method) : state_(state) {
+      std::lock_guard guard(state.users_mutex_);
+      state.require_open(method);
+      ++state.users_;
+    }
+    ~Use() {
+      std::lock_guard guard(state_.users_mutex_);
+      if (--state_.users_ == 0 && state_.closed()) state_.release_descriptors();
+    }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+
+   private:
+    ConnectionState& state_;
+  };
+
+  ConnectionState(FileDescriptor fd, bool readable, bool writable, Kind kind)
       : fd_(fd.get()), owner_(std::move(fd)), readable_(readable), writable_(writable),
-        is_socket_(is_socket) {}
+        kind_(kind) {}
   ~ConnectionState();
 
   int fd() const noexcept { return fd_; }
@@ -147,48 +179,58 @@ class ConnectionState {
     require_open(method);
     if (!writable_) throw ValueError(std::string(method) + ": connection is read-only");
   }
+  [[noreturn]] static void throw_closed_meanwhile(std::string_view method) {
+    throw OSError(std::string(method) + ": the connection was closed while this call waited",
+                  EBADF);
+  }
 
   void send_frame(std::string_view payload, std::string_view method);
   std::string receive(std::string_view method, std::optional<std::size_t> maxlength);
-  // With maxlength, a message announced longer than that counts as ready:
-  // recv_bytes(maxlength) will refuse it without reading it.
-  bool poll_until(Deadline deadline, std::string_view method,
-                  std::optional<std::size_t> maxlength = {});
-  // For wait(): is a whole message (or the end) there? `kernel_readable` is
-  // what poll(2) said about the descriptor.
-  bool ready_for_wait(bool kernel_readable);
+  // With maxlength, a message announced longer than that is ready:
+  // recv_bytes(maxlength) refuses it without reading it. Call within a Use.
+  Readiness readiness(std::optional<std::size_t> maxlength, std::string_view method);
+  // An eventfd that becomes readable when close() is called. Within a Use.
+  int wake_fd(std::string_view method);
   void close();
 
  private:
   // Bytes read (> 0), 0 at the end of the stream, kNothingYet when a
   // non-blocking read found nothing.
   static constexpr std::ptrdiff_t kNothingYet = -1;
-  std::ptrdiff_t read_into(char* buffer, std::size_t size, bool block, std::string_view method);
-  std::ptrdiff_t append_to_inbox(std::size_t size, bool block, std::string_view method);
-  std::ptrdiff_t spin_for_bytes(std::size_t size, std::string_view method);
+  std::ptrdiff_t read_now(char* buffer, std::size_t size, std::string_view method);
+  std::ptrdiff_t spin_for_bytes(char* buffer, std::size_t size, std::string_view method);
+  void await_readable(std::string_view method);
+  std::size_t read_fully(char* buffer, std::size_t size, bool spin_first, std::string_view method);
   DecodedHeader read_header(std::string_view method);
   std::string read_payload(DecodedHeader header, std::string_view method);
-  bool pull_available(std::string_view method, std::optional<std::size_t> maxlength);
-  [[noreturn]] void throw_truncated(std::string_view method, std::uint64_t received,
-                                    std::uint64_t expected);
+  void refuse_longer_than(std::size_t maxlength, std::string_view method);
+  std::ptrdiff_t peek(char* buffer, std::size_t size, std::string_view method);
+  std::uint64_t queued_bytes(std::string_view method);
+  std::uint64_t kernel_holds_at_least(std::string_view method);
+  bool peer_gone(std::string_view method);
+  void release_descriptors() noexcept;
 
   const int fd_;
   FileDescriptor owner_;
   const bool readable_;
   const bool writable_;
-  const bool is_socket_;
+  const Kind kind_;
   std::atomic<bool> closed_{false};
+  std::mutex users_mutex_;  // guards users_, the closing and wake_
+  int users_ = 0;
+  ProcessLocalFds wake_;       // [0]: the eventfd
+  std::mutex peek_mutex_;      // guards peek_pipe_
+  ProcessLocalFds peek_pipe_;  // [0] read end, [1] write end
   std::mutex send_mutex_;
-  std::timed_mutex recv_mutex_;
-  Inbox inbox_;
+  std::mutex recv_mutex_;
   SpinPolicy spin_policy_;
 };
 
 namespace {
 
 // Which descriptors of this process are connections, so that wait() over a
-// fileno() sees the connection's inbox. The lock is taken around fork, so a
-// child never inherits it held.
+// fileno() judges it as the connection's poll() does. The lock is taken
+// around fork, so a child never inherits it held.
 class Registry {
  public:
   static Registry& instance() {
@@ -224,8 +266,22 @@ class Registry {
   std::unordered_map<int, std::weak_ptr<ConnectionState>> states_;
 };
 
-constexpr std::size_t kPullChunk = 1 << 20;
-constexpr std::size_t kReadAhead = 64 << 10;
+// A payload is read in chunks of this size; the announced size is reserved
+// once the first chunk has arrived, so a peer that merely claims a huge size
+// gets nothing reserved, and a real one costs one allocation of its size.
+constexpr std::size_t kPayloadChunk = 1 << 20;
+
+// A socket peer blocked in the middle of a message leaves at least this much
+// of it queued (a Unix socket whose sender has the smallest SO_SNDBUF Linux
+// allows queues about 2.2 KiB before the sender blocks).
+constexpr std::uint64_t kSocketHoldsAtLeast = 2048;
+
+// How often a wait rechecks a connection holding part of a message: it is
+// readable, so poll(2) cannot wait for the rest. Starts short (the rest of a
+// message usually follows within microseconds), backs off for a peer that
+// stalls mid-message.
+constexpr std::chrono::microseconds kFirstRecheck{50};
+constexpr std::chrono::microseconds kLastRecheck{10'000};
 
 }  // namespace
 
@@ -233,16 +289,36 @@ ConnectionState::~ConnectionState() {
   if (!closed()) Registry::instance().remove(fd_, this);
 }
 
+void ConnectionState::release_descriptors() noexcept {
+  owner_.reset();
+  wake_.reset();
+  std::lock_guard guard(peek_mutex_);
+  peek_pipe_.reset();
+}
+
 void ConnectionState::close() {
-  std::scoped_lock guard(send_mutex_, recv_mutex_);
+  std::lock_guard guard(users_mutex_);
   if (closed()) return;
   Registry::instance().remove(fd_, this);
+  // closed_ is stored before the wake is signalled: a woken thread must see it.
   closed_.store(true, std::memory_order_release);
-  owner_.reset();
-  inbox_.clear();
+  if (int wake = wake_.get(0); wake >= 0) {
+    std::uint64_t one = 1;
+    retry("write", [&] { return ::write(wake, &one, sizeof one); });
+  }
+  if (users_ == 0) release_descriptors();
+}
+
+int ConnectionState::wake_fd(std::string_view method) {
+  std::lock_guard guard(users_mutex_);
+  wake_.ensure([&](int made[2]) {
+    made[0] = check("eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }, method);
+  });
+  return wake_.get(0);
 }
 
 void ConnectionState::send_frame(std::string_view payload, std::string_view method) {
+  Use use(*this, method);
   std::lock_guard guard(send_mutex_);
   require_writable(method);
   FrameHeader header = encode_frame_header(payload.size());
@@ -252,10 +328,10 @@ void ConnectionState::send_frame(std::string_view payload, std::string_view meth
   int count = payload.empty() ? 1 : 2;
   // Pipes have no MSG_NOSIGNAL: block SIGPIPE around the write instead.
   std::optional<SigpipeSuppressed> no_sigpipe;
-  if (!is_socket_) no_sigpipe.emplace();
+  if (kind_ != Kind::socket) no_sigpipe.emplace();
   while (count > 0) {
     ssize_t written;
-    if (is_socket_) {
+    if (kind_ == Kind::socket) {
       msghdr message{};
       message.msg_iov = next;
       message.msg_iovlen = static_cast<std::size_t>(count);
@@ -276,42 +352,35 @@ void ConnectionState::send_frame(std::string_view payload, std::string_view meth
   }
 }
 
-std::ptrdiff_t ConnectionState::read_into(char* buffer, std::size_t size, bool block,
-                                          std::string_view method) {
+std::ptrdiff_t ConnectionState::read_now(char* buffer, std::size_t size, std::string_view method) {
   ssize_t got;
-  if (is_socket_) {
-    got = retry("recv", [&] { return ::recv(fd_, buffer, size, block ? 0 : MSG_DONTWAIT); });
-  } else {
-    if (!block) {
+  const char* call = "read";
+  switch (kind_) {
+    case Kind::socket:
+      call = "recv";
+      got = retry(call, [&] { return ::recv(fd_, buffer, size, MSG_DONTWAIT); });
+      break;
+    case Kind::pipe: {
+      // Not O_NONBLOCK: that flag belongs to the open file, which other
+      // processes share. RWF_NOWAIT asks for this one read only.
+      call = "preadv2";
+      iovec part{buffer, size};
+      got = retry(call, [&] { return ::preadv2(fd_, &part, 1, -1, RWF_NOWAIT); });
+      break;
+    }
+    default: {
       pollfd probe{fd_, POLLIN, 0};
       check("poll", [&] { return ::poll(&probe, 1, 0); }, method);
       if (probe.revents == 0) return kNothingYet;
+      got = retry(call, [&] { return ::read(fd_, buffer, size); });
     }
-    got = retry("read", [&] { return ::read(fd_, buffer, size); });
   }
   if (got >= 0) return got;
   if (errno == EAGAIN || errno == EWOULDBLOCK) return kNothingYet;
   // A socket peer that died with unread data resets instead of closing; to the
   // reader both mean "no more messages".
   if (errno == ECONNRESET) return 0;
-  throw_os_error(is_socket_ ? "recv" : "read", errno, method);
-}
-
-std::ptrdiff_t ConnectionState::append_to_inbox(std::size_t size, bool block,
-                                                std::string_view method) {
-  std::ptrdiff_t got = read_into(inbox_.reserve(size), size, block, method);
-  if (got > 0) inbox_.commit(static_cast<std::size_t>(got));
-  return got;
-}
-
-void ConnectionState::throw_truncated(std::string_view method, std::uint64_t received,
-                                      std::uint64_t expected) {
-  // The stream ends here: what was read of the message is dropped, and the
-  // next receive reports EOFError.
-  inbox_.clear();
-  throw OSError(std::string(method) + ": got end of file during message (" +
-                    std::to_string(received) + " of " + std::to_string(expected) + " bytes)",
-                EPROTO);
+  throw_os_error(call, errno, method);
 }
 
 // Before a receive blocks for a message, it reads without blocking for up to
@@ -325,12 +394,13 @@ void ConnectionState::throw_truncated(std::string_view method, std::uint64_t rec
 // quiet and cost 20 us beside the hog; 10 us was too short for TCP.
 constexpr std::chrono::microseconds receive_spin{20};
 
-std::ptrdiff_t ConnectionState::spin_for_bytes(std::size_t size, std::string_view method) {
+std::ptrdiff_t ConnectionState::spin_for_bytes(char* buffer, std::size_t size,
+                                               std::string_view method) {
   if (!spin_policy_.begin()) return kNothingYet;
   const auto until = std::chrono::steady_clock::now() + receive_spin;
   std::ptrdiff_t got;
   do {
-    got = append_to_inbox(size, false, method);
+    got = read_now(buffer, size, method);
     if (got != kNothingYet) break;
     cpu_relax();
   } while (std::chrono::steady_clock::now() < until);
@@ -338,146 +408,297 @@ std::ptrdiff_t ConnectionState::spin_for_bytes(std::size_t size, std::string_vie
   return got;
 }
 
-DecodedHeader ConnectionState::read_header(std::string_view method) {
-  for (;;) {
-    if (auto header = decode_frame_header(inbox_.pending(), method)) return *header;
-    std::size_t missing = header_bytes_missing(inbox_.pending());
-    std::size_t wanted = std::max(missing, kReadAhead);
-    std::ptrdiff_t got = inbox_.pending().empty() ? spin_for_bytes(wanted, method) : kNothingYet;
-    if (got == kNothingYet) got = append_to_inbox(wanted, true, method);
-    if (got == 0) {
-      if (inbox_.pending().empty())
-        throw EOFError(std::string(method) + ": end of file: the peer closed the connection");
-      std::size_t received = inbox_.pending().size();
-      throw_truncated(method, received, received + missing);
+// Sleeps until the descriptor is readable or close() is called (then throws).
+void ConnectionState::await_readable(std::string_view method) {
+  pollfd probes[2] = {{fd_, POLLIN, 0}, {wake_fd(method), POLLIN, 0}};
+  check("poll", [&] { return ::poll(probes, 2, -1); }, method);
+  if (closed()) throw_closed_meanwhile(method);
+  if (probes[0].revents & POLLNVAL) throw_os_error("poll", EBADF, method);
+}
+
+// Reads exactly `size` bytes unless the stream ends first; returns how many.
+std::size_t ConnectionState::read_fully(char* buffer, std::size_t size, bool spin_first,
+                                        std::string_view method) {
+  std::size_t filled = 0;
+  while (filled < size) {
+    std::ptrdiff_t got = read_now(buffer + filled, size - filled, method);
+    if (got == kNothingYet && spin_first && filled == 0)
+      got = spin_for_bytes(buffer, size, method);
+    if (got == kNothingYet) {
+      await_readable(method);
+      continue;
     }
+    if (got == 0) break;
+    filled += static_cast<std::size_t>(got);
   }
+  return filled;
+}
+
+namespace {
+
+// The stream ended inside a message: what was read of it is dropped, and the
+// next receive reports EOFError. Counts are of the part that was being read
+// (the header, or the payload), so no sum can overflow.
+[[noreturn]] void throw_truncated(std::string_view method, std::string_view part,
+                                  std::uint64_t received, std::uint64_t expected) {
+  throw OSError(std::string(method) + ": got end of file during message (" +
+                    std::to_string(received) + " of " + std::to_string(expected) + " " +
+                    std::string(part) + " bytes)",
+                EPROTO);
+}
+
+}  // namespace
+
+DecodedHeader ConnectionState::read_header(std::string_view method) {
+  std::array<char, kLongHeaderSize> bytes;
+  std::size_t got = read_fully(bytes.data(), kShortHeaderSize, true, method);
+  if (got == 0)
+    throw EOFError(std::string(method) + ": end of file: the peer closed the connection");
+  std::string_view view(bytes.data(), got);
+  if (std::size_t missing = header_bytes_missing(view); missing > 0 && got == kShortHeaderSize)
+    got += read_fully(bytes.data() + got, missing, false, method);
+  view = std::string_view(bytes.data(), got);
+  if (auto header = decode_frame_header(view, method)) return *header;
+  throw_truncated(method, "header", got, got + header_bytes_missing(view));
 }
 
 std::string ConnectionState::read_payload(DecodedHeader header, std::string_view method) {
-  std::string_view buffered = inbox_.pending().substr(header.header_size);
-  if (buffered.size() >= header.payload_size) {
-    std::string payload(buffered.substr(0, static_cast<std::size_t>(header.payload_size)));
-    inbox_.consume(header.header_size + payload.size());
-    return payload;
+  std::string payload;
+  if (header.payload_size > payload.max_size())
+    throw OSError(std::string(method) + ": bad message length: " +
+                      std::to_string(header.payload_size) + " bytes announced, more than " +
+                      "a string can hold (the rest of the stream is out of step)",
+                  EMSGSIZE);
+  const auto size = static_cast<std::size_t>(header.payload_size);
+  auto read_into_tail = [&](std::size_t end) {
+    std::size_t start = payload.size();
+    payload.resize(end);
+    std::size_t got = read_fully(payload.data() + start, end - start, false, method);
+    if (got < end - start) throw_truncated(method, "payload", start + got, size);
+  };
+  read_into_tail(std::min(size, kPayloadChunk));
+  if (payload.size() == size) return payload;
+  try {
+    payload.reserve(size);  // once, exactly: later chunks grow within it
+  } catch (const std::exception&) {
+    throw OSError(std::string(method) + ": cannot allocate a message of " +
+                      std::to_string(size) + " bytes (the rest of the stream is out of step)",
+                  ENOMEM);
   }
-  std::string payload(buffered);
-  inbox_.clear();
-  // Grow with what actually arrives, so a corrupt length cannot make us
-  // allocate it up front.
-  while (payload.size() < header.payload_size) {
-    std::size_t filled = payload.size();
-    std::size_t target = static_cast<std::size_t>(
-        std::min<std::uint64_t>(header.payload_size, std::max(2 * filled, kPullChunk)));
-    payload.resize(target);
-    while (filled < target) {
-      std::ptrdiff_t got = read_into(payload.data() + filled, target - filled, true, method);
-      if (got == 0) throw_truncated(method, header.header_size + filled,
-                                    header.header_size + header.payload_size);
-      filled += static_cast<std::size_t>(got);
-    }
-  }
+  while (payload.size() < size) read_into_tail(std::min(size, payload.size() + kPayloadChunk));
   return payload;
 }
 
+std::ptrdiff_t ConnectionState::peek(char* buffer, std::size_t size, std::string_view method) {
+  if (kind_ == Kind::socket) {
+    ssize_t got = retry("recv", [&] { return ::recv(fd_, buffer, size, MSG_PEEK | MSG_DONTWAIT); });
+    if (got >= 0) return got;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return kNothingYet;
+    if (errno == ECONNRESET) return 0;
+    throw_os_error("recv", errno, method);
+  }
+  std::uint64_t queued = queued_bytes(method);
+  if (queued == 0) return peer_gone(method) ? 0 : kNothingYet;
+  // tee(2) duplicates the pipe's first bytes into a private pipe, leaving them
+  // in place; reading the private pipe then consumes only the copy.
+  std::lock_guard guard(peek_mutex_);
+  peek_pipe_.ensure([&](int made[2]) {
+    check("pipe2", [&] { return ::pipe2(made, O_CLOEXEC | O_NONBLOCK); }, method);
+  });
+  size = static_cast<std::size_t>(std::min<std::uint64_t>(size, queued));
+  ssize_t copied = retry("tee", [&] {
+    return ::tee(fd_, peek_pipe_.get(1), size, SPLICE_F_NONBLOCK);
+  });
+  if (copied < 0) {
+    // Another process took the bytes between FIONREAD and tee.
+    if (errno == EAGAIN) return kNothingYet;
+    throw_os_error("tee", errno, method);
+  }
+  if (copied == 0) return 0;
+  return check("read", [&] {
+    return ::read(peek_pipe_.get(0), buffer, static_cast<std::size_t>(copied));
+  }, method);
+}
+
+std::uint64_t ConnectionState::queued_bytes(std::string_view method) {
+  int queued = 0;
+  check("ioctl", [&] { return ::ioctl(fd_, FIONREAD, &queued); }, method);
+  return static_cast<std::uint64_t>(std::max(queued, 0));
+}
+
+// How much of a message the kernel holds, at least, when its sender is
+// blocked because the buffer is full. A pipe's buffer is pages, all full
+// then but the first, which the previous message may have partly consumed.
+std::uint64_t ConnectionState::kernel_holds_at_least(std::string_view method) {
+  if (kind_ == Kind::socket) return kSocketHoldsAtLeast;
+  auto capacity = static_cast<std::uint64_t>(
+      check("fcntl", [&] { return ::fcntl(fd_, F_GETPIPE_SZ); }, method));
+  static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  return capacity > page ? capacity - page + 1 : 1;
+}
+
+// Whether the writer is gone: a receive then ends at once (EOF or an error).
+bool ConnectionState::peer_gone(std::string_view method) {
+  pollfd probe{fd_, POLLIN | POLLRDHUP, 0};
+  check("poll", [&] { return ::poll(&probe, 1, 0); }, method);
+  return (probe.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
+}
+
+Readiness ConnectionState::readiness(std::optional<std::size_t> maxlength,
+                                     std::string_view method) {
+  if (kind_ == Kind::other) {
+    pollfd probe{fd_, POLLIN, 0};
+    check("poll", [&] { return ::poll(&probe, 1, 0); }, method);
+    return probe.revents != 0 ? Readiness::ready : Readiness::empty;
+  }
+  std::array<char, kLongHeaderSize> bytes;
+  std::ptrdiff_t got = peek(bytes.data(), bytes.size(), method);
+  if (got == kNothingYet) return Readiness::empty;
+  if (got == 0) return Readiness::ready;  // the end of the stream
+  std::optional<DecodedHeader> header;
+  try {
+    header = decode_frame_header(std::string_view(bytes.data(), static_cast<std::size_t>(got)),
+                                 method);
+  } catch (const OSError&) {
+    return Readiness::ready;  // not a frame: the receive reports it at once
+  }
+  if (header) {
+    if (maxlength && header->payload_size > *maxlength) return Readiness::ready;
+    // A length no string can hold is refused by the receive at once.
+    if (header->payload_size > std::string().max_size()) return Readiness::ready;
+    // Lengths are compared by subtraction (queued >= header_size, since the
+    // header was peeked): header_size + payload_size can wrap.
+    auto queued = static_cast<std::uint64_t>(got);
+    if (header->payload_size > queued - header->header_size) queued = queued_bytes(method);
+    if (header->payload_size <= queued - header->header_size) return Readiness::ready;
+    // Longer than the kernel can hold: its sender is blocked mid-message and
+    // the receive streams the rest, as Python does for every message.
+    if (queued >= kernel_holds_at_least(method)) return Readiness::ready;
+  }
+  return peer_gone(method) ? Readiness::ready : Readiness::partial;
+}
+
+void ConnectionState::refuse_longer_than(std::size_t maxlength, std::string_view method) {
+  std::array<char, kLongHeaderSize> bytes;
+  std::ptrdiff_t got = peek(bytes.data(), bytes.size(), method);
+  if (got <= 0) return;
+  auto header =
+      decode_frame_header(std::string_view(bytes.data(), static_cast<std::size_t>(got)), method);
+  if (header && header->payload_size > maxlength)
+    throw OSError(std::string(method) + ": bad message length: the message has " +
+                      std::to_string(header->payload_size) + " bytes, maxlength is " +
+                      std::to_string(maxlength) + " (the message stays unread)",
+                  EMSGSIZE);
+}
+
+std::vector<char> wait_ready(const std::vector<int>& fds,
+                             const std::vector<std::shared_ptr<ConnectionState>>& states,
+                             Deadline deadline, std::optional<std::size_t> maxlength,
+                             std::string_view method);
+
 std::string ConnectionState::receive(std::string_view method,
                                      std::optional<std::size_t> maxlength) {
+  Use use(*this, method);
   std::lock_guard guard(recv_mutex_);
   require_readable(method);
+  if (maxlength) {
+    // Judged on a peeked header, so that a refused message stays in the kernel.
+    std::shared_ptr<ConnectionState> self(std::shared_ptr<ConnectionState>(), this);
+    wait_ready({fd_}, {self}, Deadline::never(), maxlength, method);
+    if (closed()) throw_closed_meanwhile(method);
+    refuse_longer_than(*maxlength, method);
+  }
   DecodedHeader header = read_header(method);
-  if (maxlength && header.payload_size > *maxlength)
-    throw OSError(std::string(method) + ": bad message length: the message has " +
-                      std::to_string(header.payload_size) + " bytes, maxlength is " +
-                      std::to_string(*maxlength) + " (the message stays unread)",
-                  EMSGSIZE);
   return read_payload(header, method);
 }
 
-bool ConnectionState::pull_available(std::string_view method,
-                                     std::optional<std::size_t> maxlength) {
-  for (;;) {
-    std::size_t want;
-    std::string_view pending = inbox_.pending();
-    if (auto header = decode_frame_header(pending, method)) {
-      if (maxlength && header->payload_size > *maxlength) return true;
-      std::uint64_t frame = header->header_size + header->payload_size;
-      if (pending.size() >= frame) return true;
-      want = static_cast<std::size_t>(std::min<std::uint64_t>(frame - pending.size(), kPullChunk));
+// Which of `fds` are ready: a connection (states[i] set) as readiness() says,
+// any other descriptor when poll(2) says it is readable or hung up. A
+// connection closed meanwhile counts as ready.
+std::vector<char> wait_ready(const std::vector<int>& fds,
+                             const std::vector<std::shared_ptr<ConnectionState>>& states,
+                             Deadline deadline, std::optional<std::size_t> maxlength,
+                             std::string_view method) {
+  const std::size_t count = fds.size();
+  std::vector<std::optional<ConnectionState::Use>> uses(count);
+  std::vector<char> ready(count, 0), partial(count, 0);
+  std::vector<pollfd> probes(count);
+  bool any = false;
+  // A connection's verdict, recorded; a closed one is ready.
+  auto judge = [&](std::size_t i) {
+    if (states[i]->closed()) {
+      ready[i] = 1;
     } else {
-      want = header_bytes_missing(pending);
+      Readiness verdict = states[i]->readiness(maxlength, method);
+      ready[i] = verdict == Readiness::ready;
+      partial[i] = verdict == Readiness::partial;
     }
-    std::ptrdiff_t got = append_to_inbox(want, false, method);
-    if (got == 0) return true;  // the end of the stream: recv will not block
-    if (got == kNothingYet) return false;
+    any = any || ready[i];
+  };
+  bool only_connections = true;
+  for (std::size_t i = 0; i < count; ++i) {
+    only_connections = only_connections && states[i];
+    if (!states[i]) continue;
+    uses[i].emplace(*states[i], method);
+    probes.push_back({states[i]->wake_fd(method), POLLIN, 0});
+    judge(i);
   }
-}
-
-bool ConnectionState::poll_until(Deadline deadline, std::string_view method,
-                                 std::optional<std::size_t> maxlength) {
-  std::unique_lock guard(recv_mutex_, std::defer_lock);
-  if (deadline.infinite())
-    guard.lock();
-  else if (!guard.try_lock_until(deadline.time_point()))
-    return false;
-  require_readable(method);
+  if (only_connections && (any || deadline.expired())) return ready;
+  auto recheck = kFirstRecheck;
   for (;;) {
-    if (pull_available(method, maxlength)) return true;
-    if (deadline.expired()) return false;
-    pollfd probe{fd_, POLLIN, 0};
-    check("poll", [&] { return ::poll(&probe, 1, deadline.poll_milliseconds()); }, method);
-    if (probe.revents & POLLNVAL) throw_os_error("poll", EBADF, method);
-  }
-}
-
-bool ConnectionState::ready_for_wait(bool kernel_readable) {
-  if (!readable_) return kernel_readable;
-  std::unique_lock guard(recv_mutex_, std::try_to_lock);
-  // Another thread is receiving: report what the kernel says rather than wait.
-  if (!guard.owns_lock() || closed()) return kernel_readable;
-  std::string_view pending = inbox_.pending();
-  auto header = decode_frame_header(pending, "wait");
-  if (header && pending.size() >= header->header_size + header->payload_size) return true;
-  return kernel_readable && pull_available("wait", std::nullopt);
-}
-
-std::vector<int> wait_until(const std::vector<int>& fds, Deadline deadline) {
-  std::vector<std::shared_ptr<ConnectionState>> states;
-  std::vector<pollfd> probes;
-  states.reserve(fds.size());
-  probes.reserve(fds.size());
-  for (int fd : fds) {
-    if (fd < 0) throw ValueError("wait: invalid file descriptor " + std::to_string(fd));
-    states.push_back(Registry::instance().find(fd));
-    probes.push_back({fd, POLLIN, 0});
-  }
-  for (;;) {
-    std::vector<char> ready(fds.size(), 0);
-    bool any = false;
-    for (std::size_t i = 0; i < fds.size(); ++i) {
-      if (states[i] && states[i]->ready_for_wait(false)) {
+    bool any_partial = false;
+    for (std::size_t i = 0; i < count; ++i) {
+      // A connection holding part of a message is readable: poll(2) would
+      // return at once, so it is rechecked after a sleep instead.
+      probes[i] = {partial[i] ? -1 : fds[i], POLLIN, 0};
+      any_partial = any_partial || partial[i];
+    }
+    for (std::size_t i = count; i < probes.size(); ++i) probes[i].revents = 0;
+    Deadline round = any ? Deadline::now()
+                         : any_partial ? deadline.capped(recheck) : deadline;
+    check("poll", [&] {
+      return ::poll(probes.data(), probes.size(), round.poll_milliseconds());
+    }, method);
+    recheck = any_partial ? std::min(2 * recheck, kLastRecheck) : kFirstRecheck;
+    for (std::size_t i = 0; i < count; ++i) {
+      short events = probes[i].revents;
+      if (events & POLLNVAL)
+        throw OSError(std::string(method) + ": file descriptor " + std::to_string(fds[i]) +
+                          " is not open",
+                      EBADF);
+      if (ready[i]) continue;
+      if (states[i]) {
+        if (events != 0 || partial[i] || states[i]->closed()) judge(i);
+      } else if (events != 0) {
         ready[i] = 1;
         any = true;
       }
     }
-    for (pollfd& probe : probes) probe.revents = 0;
-    check("poll", [&] {
-      return ::poll(probes.data(), probes.size(), any ? 0 : deadline.poll_milliseconds());
-    }, "wait");
-    for (std::size_t i = 0; i < fds.size(); ++i) {
-      short events = probes[i].revents;
-      if (events & POLLNVAL)
-        throw OSError("wait: file descriptor " + std::to_string(fds[i]) + " is not open", EBADF);
-      if (ready[i] || events == 0) continue;
-      ready[i] = states[i] ? states[i]->ready_for_wait(true) : true;
-      any = any || ready[i] != 0;
-    }
-    if (any || deadline.expired()) {
-      std::vector<int> result;
-      for (std::size_t i = 0; i < fds.size(); ++i)
-        if (ready[i]) result.push_back(fds[i]);
-      return result;
-    }
+    if (any || deadline.expired()) return ready;
   }
+}
+
+std::vector<int> wait_until(const std::vector<int>& fds, Deadline deadline) {
+  std::vector<std::shared_ptr<ConnectionState>> states;
+  states.reserve(fds.size());
+  for (int fd : fds) {
+    if (fd < 0) throw ValueError("wait: invalid file descriptor " + std::to_string(fd));
+    states.push_back(Registry::instance().find(fd));
+  }
+  std::vector<char> ready = wait_ready(fds, states, deadline, std::nullopt, "wait");
+  std::vector<int> result;
+  for (std::size_t i = 0; i < fds.size(); ++i)
+    if (ready[i]) result.push_back(fds[i]);
+  return result;
+}
+
+bool poll_connection(const std::shared_ptr<ConnectionState>& state, Deadline deadline,
+                     std::optional<std::size_t> maxlength) {
+  constexpr std::string_view method = "Connection.poll";
+  state->require_readable(method);
+  bool ready = wait_ready({state->fd()}, {state}, deadline, maxlength, method)[0] != 0;
+  if (state->closed()) ConnectionState::throw_closed_meanwhile(method);
+  return ready;
 }
 
 }  // namespace mp::detail
@@ -488,10 +709,21 @@ Connection::Connection(int fd, bool readable, bool writable) {
   if (fd < 0) throw ValueError("Connection: invalid handle " + std::to_string(fd));
   if (!readable && !writable)
     throw ValueError("Connection: at least one of readable and writable must be true");
+  // Owned from here on: a failure below closes it (EBADF: there is nothing
+  // to close, and the number may be given to another open() meanwhile).
+  detail::FileDescriptor owned(fd);
   struct stat status{};
-  detail::check("fstat", [&] { return ::fstat(fd, &status); }, "Connection");
-  state_ = std::make_shared<detail::ConnectionState>(detail::FileDescriptor(fd), readable,
-                                                     writable, S_ISSOCK(status.st_mode));
+  try {
+    detail::check("fstat", [&] { return ::fstat(fd, &status); }, "Connection");
+  } catch (const OSError& error) {
+    if (error.code() == EBADF) owned.release();
+    throw;
+  }
+  using Kind = detail::ConnectionState::Kind;
+  Kind kind = S_ISSOCK(status.st_mode)  ? Kind::socket
+              : S_ISFIFO(status.st_mode) ? Kind::pipe
+                                         : Kind::other;
+  state_ = std::make_shared<detail::ConnectionState>(std::move(owned), readable, writable, kind);
   detail::Registry::instance().add(fd, state_);
 }
 
@@ -508,7 +740,7 @@ std::string Connection::receive(std::string_view method, std::optional<std::size
 }
 
 bool Connection::poll_until(detail::Deadline deadline, std::optional<std::size_t> maxlength) {
-  return state_->poll_until(deadline, "Connection.poll", maxlength);
+  return detail::poll_connection(state_, deadline, maxlength);
 }
 
 void Connection::send_bytes(std::string_view buf, std::size_t offset,

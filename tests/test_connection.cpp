@@ -9,9 +9,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -20,7 +26,9 @@
 
 #include "mp/connection.hpp"
 #include "mp/detail/connection_frame.hpp"
+#include "mp/detail/syscall.hpp"
 #include "mp/process.hpp"
+#include "mp/synchronize.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -107,6 +115,65 @@ std::string recv_within(Connection& conn, std::chrono::seconds timeout = 30s) {
 
 void write_raw(int fd, std::string_view bytes) {
   REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+}
+
+// A reading end and a raw writing end, both kinds a Connection reads from.
+struct RawPeer {
+  Connection reader;
+  int writer;  // closed by the test
+};
+RawPeer raw_peer(bool socket) {
+  int ends[2];
+  REQUIRE((socket ? ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends)
+                  : ::pipe2(ends, O_CLOEXEC)) == 0);
+  return {Connection(ends[0], true, socket), ends[1]};
+}
+
+// Runs `call` in a thread; the seconds it took, or nullopt if it had not
+// returned after `limit` (then `unblock` is run and the thread joined).
+template <class Call, class Unblock>
+std::optional<double> seconds_to_return(Call&& call, std::chrono::milliseconds limit,
+                                        Unblock&& unblock) {
+  auto start = std::chrono::steady_clock::now();
+  std::promise<void> done;
+  auto returned = done.get_future();
+  std::thread runner([&] {
+    try {
+      call();
+    } catch (...) {
+    }
+    done.set_value();
+  });
+  bool in_time = returned.wait_for(limit) == std::future_status::ready;
+  double took = seconds_since(start);
+  if (!in_time) unblock();
+  runner.join();
+  return in_time ? std::optional<double>(took) : std::nullopt;
+}
+
+std::size_t open_descriptors() {
+  return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                                                std::filesystem::directory_iterator()));
+}
+
+// A /proc/self/status field in KiB (VmRSS, VmHWM).
+long status_kib(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  return -1;
+}
+
+// Message `index` of a run: its index, then a pattern of a length that varies.
+std::string numbered(int index) {
+  std::string text = std::to_string(index) + ":";
+  return text + pattern(static_cast<std::size_t>(index) * 7919 % 100'000);
+}
+bool is_numbered(const std::string& message, int& index) {
+  auto colon = message.find(':');
+  if (colon == std::string::npos) return false;
+  index = std::stoi(message.substr(0, colon));
+  return message == numbered(index);
 }
 
 }  // namespace
@@ -402,8 +469,8 @@ TEST_CASE("poll and wait never report a partial message, even one too big for th
   CHECK(conn.recv_bytes() == "abcdefgh");
   ::close(ends[1]);
 
-  // 4 MiB cannot sit in a socket buffer: poll must pull it into the inbox,
-  // and wait must then report the descriptor though the kernel has nothing.
+  // 4 MiB cannot sit in a socket buffer: poll reports it once the buffer is
+  // full (the sender is blocked mid-message), and recv streams the rest.
   auto [a, b] = Pipe();
   const std::string big = pattern(4 << 20);
   std::thread sender([&, b = b] { Connection(b).send_bytes(big); });
@@ -533,16 +600,59 @@ TEST_CASE("poll does not merge messages (_TestPoll.test_dont_merge)") {
   CHECK(child.join() == 0);
 }
 
-TEST_CASE("a process that polls takes at most one whole message (_TestPoll.test_boundaries)") {
-  auto [r, w] = Pipe(false);
-  Child child([r = r]() mutable { return r.poll(5s) ? 0 : 1; });
-  std::this_thread::sleep_for(200ms);
-  w.send_bytes("first");
-  w.send_bytes("second");
-  w.close();
-  CHECK(child.join() == 0);
-  std::string got = recv_within(r);
-  CHECK((got == "first" || got == "second"));
+TEST_CASE("a process that polls takes nothing with it (_TestPoll.test_boundaries)") {
+  for (bool duplex : {false, true}) {
+    auto [r, w] = Pipe(duplex);
+    Child child([r = r]() mutable { return r.poll(5s) && mp::wait({r.fileno()}, 0s).size() == 1 ? 0 : 1; });
+    std::this_thread::sleep_for(200ms);
+    // More than a pipe holds: the sender blocks in the second message.
+    std::thread sender([w = w]() mutable {
+      w.send_bytes("first");
+      w.send_bytes(pattern(100'000));
+      w.send_bytes("third");
+    });
+    CHECK(child.join() == 0);
+    CHECK(recv_within(r) == "first");
+    CHECK(recv_within(r) == pattern(100'000));
+    CHECK(recv_within(r) == "third");
+    sender.join();
+    CHECK_FALSE(r.poll());
+  }
+}
+
+TEST_CASE("two processes sharing one end behind a Lock each receive whole messages") {
+  for (bool duplex : {false, true}) {
+    auto [r, w] = Pipe(duplex);
+    auto [results, report] = Pipe(false);
+    mp::Lock lock;
+    constexpr int messages = 300;
+    std::vector<std::unique_ptr<Child>> readers;
+    for (int k = 0; k < 2; ++k) {
+      readers.push_back(std::make_unique<Child>([r = r, report = report, &lock]() mutable {
+        for (int received = 0;; ++received) {
+          lock.acquire();
+          std::string message = r.recv_bytes();
+          lock.release();
+          int index = -1;
+          if (message == "STOP") {
+            report.send(received);
+            return 0;
+          }
+          if (!is_numbered(message, index)) return 1;
+        }
+      }));
+    }
+    for (int i = 0; i < messages; ++i) w.send_bytes(numbered(i));
+    w.send_bytes("STOP");
+    w.send_bytes("STOP");
+    int total = 0;
+    for (int k = 0; k < 2; ++k) {
+      REQUIRE(results.poll(30s));
+      total += results.recv<int>();
+    }
+    CHECK(total == messages);
+    for (auto& reader : readers) CHECK(reader->join() == 0);
+  }
 }
 
 TEST_CASE("wait over four children's pipes collects every message (TestWait.test_wait)") {
@@ -673,12 +783,136 @@ TEST_CASE("interop: python3's multiprocessing.connection reads and writes the sa
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+TEST_CASE("a hostile length is never ready unless the receive refuses it at once") {
+  for (bool socket : {true, false}) {
+    CAPTURE(socket);
+    // 2^64-1: header size plus length wraps to 11. No string holds it, so the
+    // receive refuses it at once, and poll says so.
+    {
+      auto [conn, writer] = raw_peer(socket);
+      write_raw(writer, std::string(12, '\xff'));
+      CHECK(conn.poll(1s));
+      CHECK(mp::wait({conn.fileno()}, 1s) == std::vector<int>{conn.fileno()});
+      auto took = seconds_to_return([&] {
+        CHECK(error_text<mp::OSError>([&] { conn.recv_bytes(); }).find("bad message length") !=
+              std::string::npos);
+      }, 2s, [&] { ::close(std::exchange(writer, -1)); });
+      CHECK(took.has_value());
+      if (writer >= 0) ::close(writer);
+    }
+    // 2^40 claimed, nothing sent: not ready, and wait does not spin over it.
+    {
+      auto [conn, writer] = raw_peer(socket);
+      write_raw(writer, std::string("\xff\xff\xff\xff\0\0\x01\0\0\0\0\0" "abc", 15));
+      CHECK_FALSE(conn.poll(50ms));
+      auto cpu_before = test_support::thread_cpu_time();
+      CHECK(mp::wait({conn.fileno()}, 300ms).empty());
+      auto cpu = test_support::thread_cpu_time() - cpu_before;
+      CHECK(cpu < 50ms * test_support::sanitizer_slowdown);
+      ::close(writer);
+      CHECK(conn.poll(1s));  // the peer is gone: the receive fails at once
+      CHECK(error_text<mp::OSError>([&] { conn.recv_bytes(); }) ==
+            "Connection.recv_bytes: got end of file during message (3 of 1099511627776 payload bytes)");
+      CHECK_THROWS_AS(conn.recv_bytes(), mp::EOFError);
+    }
+  }
+}
+
+TEST_CASE("truncation messages count the part that was cut") {
+  const std::pair<std::string, std::string> cases[] = {
+      {std::string("\0\0", 2), "(2 of 4 header bytes)"},
+      {std::string("\xff\xff\xff\xff\0\0", 6), "(6 of 12 header bytes)"},
+      {std::string("\0\0\0\x05" "ab", 6), "(2 of 5 payload bytes)"},
+      {std::string("\xff\xff\xff\xff\0\0\0\0\0\0\0\x0b", 12), "(0 of 11 payload bytes)"},
+  };
+  for (const auto& [bytes, expected] : cases) {
+    auto [conn, writer] = raw_peer(true);
+    write_raw(writer, bytes);
+    ::close(writer);
+    CHECK(error_text<mp::OSError>([&] { conn.recv_bytes(); }) ==
+          "Connection.recv_bytes: got end of file during message " + expected);
+  }
+}
+
+TEST_CASE("close() returns at once and a thread blocked in recv or poll fails promptly") {
+  for (bool duplex : {true, false}) {
+    CAPTURE(duplex);
+    for (bool in_poll : {false, true}) {
+      CAPTURE(in_poll);
+      auto [reader, writer] = Pipe(duplex);
+      const int fd = reader.fileno();
+      std::atomic<int> code{0};
+      std::atomic<double> failed_after{-1};
+      std::chrono::steady_clock::time_point closed_at;
+      std::thread blocked([&, reader = reader]() mutable {
+        try {
+          if (in_poll)
+            reader.poll(60s);
+          else
+            reader.recv_bytes();
+        } catch (const mp::OSError& e) {
+          code = e.code();
+          failed_after = seconds_since(closed_at);
+        }
+      });
+      std::this_thread::sleep_for(100ms);  // the reader is asleep in the kernel
+      closed_at = std::chrono::steady_clock::now();
+      auto took = seconds_to_return([&] { reader.close(); }, 300ms, [&] { writer.close(); });
+      REQUIRE(took.has_value());
+      CHECK(*took < 0.3);
+      blocked.join();
+      CHECK(code == EBADF);
+      CHECK(failed_after >= 0);
+      CHECK(failed_after < 0.3);
+      CHECK(::fcntl(fd, F_GETFD) == -1);  // closed once the reader left
+    }
+  }
+}
+
+TEST_CASE("a big message costs its size in memory, once") {
+  const std::size_t size = (256u << 20) + 1;
+  auto [reader, writer] = Pipe(false);
+  Child child([reader = reader, size]() mutable {
+    std::ofstream("/proc/self/clear_refs") << "5";  // VmHWM from here on
+    long before = status_kib("VmRSS");
+    std::string message = reader.recv_bytes();
+    long peak = status_kib("VmHWM");
+    if (message.size() != size || message.back() != pattern(size).back()) return 1;
+    long grown_kib = peak - before;
+    return grown_kib < static_cast<long>(size / 1024 * 3 / 2) ? 0 : 2;
+  });
+  reader.close();
+  writer.send_bytes(pattern(size));
+  CHECK(child.join(60s) == 0);
+}
+
+TEST_CASE("a Connection or Pipe that fails to build leaves no descriptor behind") {
+  for (bool duplex : {true, false}) {
+    for (int skip : {0, 1}) {
+      CAPTURE(duplex);
+      CAPTURE(skip);
+      std::size_t before = open_descriptors();
+      mp::detail::inject_fault("fstat", EIO, 1, skip);
+      CHECK_THROWS_AS(Pipe(duplex), mp::OSError);
+      mp::detail::clear_faults();
+      CHECK(open_descriptors() == before);
+    }
+  }
+  int ends[2];
+  REQUIRE(::pipe2(ends, O_CLOEXEC) == 0);
+  ::close(ends[1]);
+  mp::detail::inject_fault("fstat", EIO);
+  CHECK_THROWS_AS(Connection{ends[0]}, mp::OSError);
+  mp::detail::clear_faults();
+  CHECK(::fcntl(ends[0], F_GETFD) == -1);  // taken over, so closed
+}
+
 TEST_CASE("a child forked after a receive continues where its parent stopped") {
   auto [reader, writer] = Pipe(false);
   writer.send(1);
   writer.send(2);
   writer.send_bytes("three");
-  CHECK(reader.recv<int>() == 1);  // may read the others ahead into this process
+  CHECK(reader.recv<int>() == 1);
   Child child([reader = reader]() mutable {
     if (reader.recv<int>() != 2) return 1;
     if (reader.recv_bytes() != "three") return 2;

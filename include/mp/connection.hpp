@@ -33,14 +33,20 @@ class ConnectionState;
 // Differs from Python: a handle (copies share one connection; close() closes it
 // for every copy in this process; use after close -> mp::ValueError, as for
 // every mp object). Misuse of a one-way end throws mp::ValueError. poll() and
-// wait() report a connection ready only when a whole message has arrived.
-// Bytes read from the kernel and not yet delivered wait in a buffer of this
-// process: recv reads ahead so a small message costs one system call, while
-// poll()/wait() never read past the end of the next message. A forked child
-// inherits a copy of that buffer, so a child forked between two receives
-// continues where its parent stopped; but only one process may read a
-// connection end (several readers taking turns under a Lock, which Python
-// allows, lose bytes here: use mp::Queue). recv_bytes(maxlength) of a longer
+// wait() report a connection ready only when a receive would not block: a
+// whole message is in the kernel, or the end of the stream, or a header recv
+// refuses at once (a length no string can hold; with poll's maxlength, a
+// longer message). Python reports any readable byte, so one peer that sends
+// part of a frame and stops wedges a Python server built on wait(); here that
+// connection is not ready (wait rechecks it now and then, 50 us backing off
+// to 10 ms). The exception: a message longer than the kernel buffer can
+// hold (64 KiB for a pipe, about 2 KiB guaranteed for a socket) is ready once
+// the buffer is full, since its sender is blocked mid-message; the receive
+// then streams the rest, as Python does for every message.
+// Nothing is taken out of the kernel beyond the message a receive returns:
+// poll() and wait() only peek, recv reads exactly one frame. So, as in
+// Python, several processes may share one end behind a Lock, and a child that
+// polls and exits takes nothing with it. recv_bytes(maxlength) of a longer
 // message throws and leaves that message unread (Python closes the
 // connection). Sends, and receives, from several threads are serialized:
 // frames never interleave.
@@ -49,7 +55,17 @@ class ConnectionState;
 // whole message arrives, first reading without blocking for up to 20 us (a
 // reply is often that close; a receiver whose messages come slowly soon stops
 // and just sleeps); poll(timeout) waits at most timeout (monotonic). Signals
-// never interrupt a call (EINTR is retried).
+// never interrupt a call (EINTR is retried). close() returns at once: a
+// thread blocked in recv or poll on the connection then fails with
+// mp::OSError(EBADF) "closed while this call waited" (the descriptor is
+// closed when the last such thread has left, so it is never read after its
+// number could be reused); a blocked send finishes or fails as its peer
+// decides.
+//
+// Memory: a message's buffer is allocated once at its size, after its first
+// MiB arrived (a length a peer merely claims reserves nothing); a length that
+// cannot be allocated is mp::OSError(ENOMEM) and the stream is then out of
+// step (use maxlength with untrusted peers).
 //
 // Peer death: a peer that closed or died at a message boundary gives
 // mp::EOFError once everything sent before is read; one that died inside a
@@ -90,8 +106,8 @@ class Connection {
     return poll_until(detail::Deadline::after(timeout));
   }
   // Beyond Python: as poll(timeout), but a message announced longer than
-  // maxlength is ready at once (recv_bytes(maxlength) then refuses it unread),
-  // so nothing beyond maxlength is buffered. For untrusted peers.
+  // maxlength is ready at once (recv_bytes(maxlength) then refuses it unread).
+  // For untrusted peers.
   template <class Rep, class Per>
   bool poll(std::chrono::duration<Rep, Per> timeout, std::size_t maxlength) {
     return poll_until(detail::Deadline::after(timeout), maxlength);
@@ -121,8 +137,8 @@ std::vector<int> wait_until(const std::vector<int>& fds, Deadline deadline);
 }
 
 // multiprocessing.connection.wait: the descriptors among `fds` that are ready,
-// in the order given. A Connection's fileno() is ready when a whole message or
-// the end of the stream is there (as for poll()); any other descriptor (a
+// in the order given. A Connection's fileno() is ready when its poll() would
+// say so (a connection closed meanwhile is ready too); any other descriptor (a
 // Process sentinel, a socket) when poll(2) says it is readable or hung up.
 // A descriptor that is not open throws mp::OSError(EBADF).
 inline std::vector<int> wait(const std::vector<int>& fds) {
