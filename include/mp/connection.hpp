@@ -173,6 +173,10 @@ inline constexpr std::chrono::seconds default_handshake_timeout{10};
 // the peer and the cause; only that connection is closed) as Python raises
 // one per accept(); outcomes found meanwhile wait for the next accept().
 // The listening socket is non-blocking. A handle: copies share the socket.
+// Known gap: handshakes progress only inside accept(), and fileno() is the
+// listening socket, so a server that calls accept() only when mp::wait says
+// fileno() is readable can leave the last handshakes it took pending until
+// they time out (samples/echo_server does; see docs/reliability.md).
 // Blocking: accept() blocks until an outcome (EINTR is retried); close() from
 // another thread wakes it with mp::ValueError (Python leaves it blocked) and
 // closes the socket only after it left.
