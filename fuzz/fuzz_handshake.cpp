@@ -1,51 +1,40 @@
 // Fuzzes both roles of the authkey handshake against a peer that says
-// anything: the fuzz input is cut into the peer's messages. Either role must
-// end in success or mp::AuthenticationError, never a crash, a hang or an
-// allocation the peer asked for.
+// anything: the fuzz input is the raw byte stream the peer sends (frame
+// headers included), handed over in pieces no larger than the handshake asks
+// for. Either role must end in success or mp::AuthenticationError, never a
+// crash, a hang, a read past its own last message or an allocation the peer
+// asked for.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "mp/detail/handshake.hpp"
 #include "mp/errors.hpp"
 
-namespace {
-
-class ScriptedPeer final : public mp::detail::HandshakeChannel {
- public:
-  explicit ScriptedPeer(std::string_view script) : script_(script) {}
-  void send_message(std::string_view) override {}
-  std::string recv_message(std::size_t max_length) override {
-    // Each message: one length byte, then that many bytes (what is there).
-    if (script_.empty()) throw mp::AuthenticationError("the peer closed the connection");
-    std::size_t length = static_cast<unsigned char>(script_[0]);
-    script_.remove_prefix(1);
-    std::string message(script_.substr(0, length));
-    script_.remove_prefix(message.size());
-    if (message.size() > max_length) throw mp::AuthenticationError("message too long");
-    return message;
-  }
-
- private:
-  std::string_view script_;
-};
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  bool challenger = data[0] & 1;
-  std::string_view key = (data[0] & 2) ? std::string_view("secret") : std::string_view();
-  ScriptedPeer peer(input);
+  const auto role = (data[0] & 1) ? mp::detail::Handshake::Role::listener
+                                  : mp::detail::Handshake::Role::client;
+  std::string key = (data[0] & 2) ? "secret" : "";
+  // Bits 2-7: the size of each piece (0: as much as the handshake wants).
+  const std::size_t piece = data[0] >> 2;
+  std::string_view stream(reinterpret_cast<const char*>(data) + 1, size - 1);
+  mp::detail::Handshake handshake(role, key);
   try {
-    if (challenger)
-      mp::detail::deliver_challenge(peer, key);
-    else
-      mp::detail::answer_challenge(peer, key);
+    while (!handshake.finished()) {
+      handshake.sent(handshake.outgoing().size());
+      std::size_t wanted = handshake.wanted();
+      if (wanted == 0 || wanted > 4 + mp::detail::handshake_message_cap) std::abort();
+      if (stream.empty()) return 0;  // the peer went quiet
+      std::size_t take = std::min({wanted, stream.size(), piece == 0 ? wanted : piece});
+      handshake.received(stream.substr(0, take));
+      stream.remove_prefix(take);
+    }
   } catch (const mp::AuthenticationError&) {
+    if (handshake.wanted() != 0) std::abort();  // a failed handshake reads nothing more
   }
   return 0;
 }

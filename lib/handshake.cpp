@@ -1,3 +1,10 @@
+// lib/handshake.cpp: the authkey handshake of multiprocessing.connection as
+// a state machine (detail/handshake.hpp). Invariants: a frame is read header
+// first and its length checked against the 256-byte cap before any payload
+// is taken, so a peer can make it hold at most 4 + 256 bytes; wanted() never
+// reaches past the end of the current message; digests are compared in
+// constant time; #FAILURE# is queued exactly where Python sends it (a wrong
+// response to our challenge) and nowhere else.
 #include "mp/detail/handshake.hpp"
 
 #include <openssl/crypto.h>
@@ -5,8 +12,11 @@
 #include <openssl/hmac.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 
+#include "mp/detail/connection_frame.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/errors.hpp"
 
@@ -29,6 +39,27 @@ const EVP_MD* digest_by_name(std::string_view name) {
   if (name == "sha3_256") return EVP_sha3_256();
   if (name == "sha3_384") return EVP_sha3_384();
   return nullptr;
+}
+
+// The length word of a frame header: a handshake message is short, so the
+// 8-byte length of a long frame is never read.
+std::uint32_t announced_length(std::string_view header) noexcept {
+  std::uint32_t value = 0;
+  for (char byte : header.substr(0, kShortHeaderSize)) value = (value << 8) | static_cast<unsigned char>(byte);
+  return value;
+}
+
+void check_announced_length(std::uint32_t length) {
+  if (length <= handshake_message_cap) return;
+  std::string what;
+  if (length == 0xffffffffu)
+    what = "a long frame (over 2 GiB)";
+  else if (length > kLargestShortFrame)
+    what = "a negative length " + std::to_string(static_cast<std::int32_t>(length));
+  else
+    what = std::to_string(length) + " bytes";
+  throw AuthenticationError("handshake: bad message length: the peer announced " + what +
+                            ", the cap is " + std::to_string(handshake_message_cap) + " bytes");
 }
 
 std::string printable(std::string_view bytes) {
@@ -114,31 +145,91 @@ std::string hmac_digest(std::string_view digest_name, std::string_view key, std:
   return std::string(reinterpret_cast<const char*>(out), length);
 }
 
-void deliver_challenge(HandshakeChannel& channel, std::string_view authkey) {
-  std::string message = "{sha256}" + random_bytes(random_length);
-  channel.send_message(std::string(challenge_tag) + message);
-  std::string response = channel.recv_message(handshake_message_cap);
-  try {
-    verify_response(authkey, message, response);
-  } catch (const AuthenticationError&) {
-    channel.send_message(failure);
-    throw;
-  }
-  channel.send_message(welcome);
+Handshake::Handshake(Role role, std::string authkey)
+    : role_(role), authkey_(std::move(authkey)), step_(Step::await_challenge) {
+  if (role_ == Role::listener) challenge();
 }
 
-void answer_challenge(HandshakeChannel& channel, std::string_view authkey) {
-  std::string message = channel.recv_message(handshake_message_cap);
-  if (message.compare(0, challenge_tag.size(), challenge_tag) != 0)
-    throw AuthenticationError("handshake: protocol error, expected a challenge, got " +
-                              printable(message));
-  std::string_view challenge = std::string_view(message).substr(challenge_tag.size());
-  if (challenge.size() < legacy_challenge_length)
-    throw AuthenticationError("handshake: challenge too short: " + std::to_string(challenge.size()) +
-                              " bytes");
-  channel.send_message(create_response(authkey, challenge));
-  if (channel.recv_message(handshake_message_cap) != welcome)
-    throw AuthenticationError("digest sent was rejected");
+void Handshake::queue_message(std::string_view message) {
+  FrameHeader header = encode_frame_header(message.size());
+  outgoing_.append(reinterpret_cast<const char*>(header.bytes.data()), header.size);
+  outgoing_.append(message);
+}
+
+// Python's deliver_challenge, first half: the challenge goes out.
+void Handshake::challenge() {
+  challenge_ = "{sha256}" + random_bytes(random_length);
+  queue_message(std::string(challenge_tag) + challenge_);
+  step_ = Step::await_response;
+}
+
+std::size_t Handshake::wanted() const noexcept {
+  if (step_ == Step::finished || step_ == Step::failed) return 0;
+  if (incoming_.size() < kShortHeaderSize) return kShortHeaderSize - incoming_.size();
+  return kShortHeaderSize + announced_length(incoming_) - incoming_.size();
+}
+
+void Handshake::received(std::string_view bytes) {
+  try {
+    take_bytes(bytes);
+  } catch (const AuthenticationError&) {
+    step_ = Step::failed;
+    throw;
+  }
+}
+
+void Handshake::take_bytes(std::string_view bytes) {
+  while (!bytes.empty()) {
+    std::size_t take = std::min(wanted(), bytes.size());
+    if (take == 0)
+      throw AuthenticationError("handshake: " + std::to_string(bytes.size()) +
+                                " bytes after the end of the handshake");
+    incoming_.append(bytes.substr(0, take));
+    bytes.remove_prefix(take);
+    if (incoming_.size() == kShortHeaderSize) check_announced_length(announced_length(incoming_));
+    if (incoming_.size() >= kShortHeaderSize && wanted() == 0) {
+      std::string message = incoming_.substr(kShortHeaderSize);
+      incoming_.clear();
+      on_message(message);
+    }
+  }
+}
+
+void Handshake::on_message(std::string_view message) {
+  switch (step_) {
+    case Step::await_response:  // Python's deliver_challenge, second half
+      try {
+        verify_response(authkey_, challenge_, message);
+      } catch (const AuthenticationError&) {
+        queue_message(failure);
+        throw;
+      }
+      queue_message(welcome);
+      step_ = role_ == Role::listener ? Step::await_challenge : Step::finished;
+      return;
+    case Step::await_challenge: {  // Python's answer_challenge
+      if (message.compare(0, challenge_tag.size(), challenge_tag) != 0)
+        throw AuthenticationError("handshake: protocol error, expected a challenge, got " +
+                                  printable(message));
+      std::string_view challenge = message.substr(challenge_tag.size());
+      if (challenge.size() < legacy_challenge_length)
+        throw AuthenticationError("handshake: challenge too short: " +
+                                  std::to_string(challenge.size()) + " bytes");
+      queue_message(create_response(authkey_, challenge));
+      step_ = Step::await_welcome;
+      return;
+    }
+    case Step::await_welcome:
+      if (message != welcome) throw AuthenticationError("digest sent was rejected");
+      if (role_ == Role::client)
+        challenge();
+      else
+        step_ = Step::finished;
+      return;
+    case Step::finished:
+    case Step::failed:
+      return;
+  }
 }
 
 }  // namespace mp::detail

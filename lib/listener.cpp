@@ -1,18 +1,49 @@
+// lib/listener.cpp: Listener and Client (multiprocessing.connection) over TCP,
+// Unix and abstract sockets.
+//
+// Invariants:
+// - accept() never blocks on one peer. The accept() in progress (one at a
+//   time: it holds State::driver) polls the listening socket and every
+//   pending handshake together, each handshake with its own deadline, and
+//   returns the first outcome; outcomes it finds meanwhile wait in order for
+//   the next accept(). At most max_pending_handshakes are pending: a new
+//   connection beyond that evicts the oldest, so a flood costs bounded
+//   descriptors and memory and a good client still gets through.
+// - Handshake I/O never blocks (MSG_DONTWAIT) and never reads past the last
+//   handshake message: what the peer sends next stays in the socket for the
+//   Connection.
+// - Every failure of a handshake, whatever the cause (a wrong digest, a bad
+//   frame, a reset, silence), is one mp::AuthenticationError from accept()
+//   naming the peer and the cause; that socket is closed, the others go on.
+// - The listening descriptor is closed only once no accept() uses it:
+//   close() marks the listener closed, wakes the accept() in progress through
+//   its eventfd and waits for it to leave, so no accept() ever runs on a
+//   descriptor number that was closed and reused.
+// - A Unix socket file is removed by close() or by the destruction of the
+//   last handle, only in the process that bound it and only if the path
+//   still names the very file it bound (device and inode).
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <deque>
 #include <mutex>
+#include <vector>
 
 #include "mp/connection.hpp"
 #include "mp/detail/fd.hpp"
+#include "mp/detail/connection_frame.hpp"
 #include "mp/detail/handshake.hpp"
+#include "mp/detail/identity.hpp"
 #include "mp/detail/syscall.hpp"
 
 namespace mp {
@@ -75,39 +106,121 @@ Address from_socket_address(const SocketAddress& address) {
   return tcp_address(host, ntohs(in->sin_port));
 }
 
-detail::FileDescriptor open_socket(const Address& address, std::string_view object) {
+detail::FileDescriptor open_socket(const Address& address, int flags, std::string_view object) {
   int family = address.family == Address::Family::tcp ? AF_INET : AF_UNIX;
   return detail::FileDescriptor(detail::check(
-      "socket", [&] { return ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0); }, object));
+      "socket", [&] { return ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0); }, object));
 }
 
-// The handshake's messages travel as ordinary frames on the connection, each
-// within what is left of one deadline, each capped at 256 bytes.
-class ConnectionChannel final : public detail::HandshakeChannel {
+// One handshake on one socket. It makes what progress the socket allows
+// without blocking, so a Listener can drive many side by side.
+class SocketHandshake {
  public:
-  ConnectionChannel(Connection& connection, std::chrono::milliseconds timeout)
-      : connection_(connection), deadline_(detail::Deadline::after(timeout)), timeout_(timeout) {}
+  SocketHandshake(detail::FileDescriptor socket, detail::Handshake::Role role,
+                  const std::string& authkey, std::chrono::milliseconds timeout)
+      : socket_(std::move(socket)), handshake_(role, authkey),
+        deadline_(detail::Deadline::after(timeout)), timeout_(timeout) {}
 
-  void send_message(std::string_view message) override { connection_.send_bytes(message); }
+  int fd() const noexcept { return socket_.get(); }
+  short events() const noexcept { return handshake_.outgoing().empty() ? POLLIN : POLLOUT; }
+  const detail::Deadline& deadline() const noexcept { return deadline_; }
+  detail::FileDescriptor release() noexcept { return std::move(socket_); }
 
-  std::string recv_message(std::size_t max_length) override {
-    auto left = deadline_.remaining().value_or(std::chrono::nanoseconds::zero());
-    if (!connection_.poll(left, max_length))
-      throw AuthenticationError("handshake: the peer did not answer within " +
-                                std::to_string(timeout_.count()) + " ms");
+  // Sends and reads what it can now; true once the handshake is over and all
+  // of it sent. Every failure throws mp::AuthenticationError with the cause.
+  bool advance() {
     try {
-      return connection_.recv_bytes(max_length);
-    } catch (const EOFError&) {
-      throw AuthenticationError("handshake: the peer closed the connection");
-    } catch (const OSError& e) {
-      throw AuthenticationError(std::string("handshake: ") + e.what());
+      for (;;) {
+        if (!flush()) return false;
+        if (handshake_.finished()) return true;
+        char buffer[detail::kShortHeaderSize + detail::handshake_message_cap];
+        auto got = detail::retry("recv", [&] {
+          return ::recv(socket_.get(), buffer, handshake_.wanted(), MSG_DONTWAIT);
+        });
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+        if (got < 0) throw peer_failure("recv", errno);
+        if (got == 0) throw AuthenticationError("handshake: the peer closed the connection");
+        handshake_.received(std::string_view(buffer, static_cast<std::size_t>(got)));
+      }
+    } catch (const AuthenticationError&) {
+      // Python's #FAILURE#, where there is one, is a few bytes on a socket we
+      // never filled: it goes out now or never.
+      try {
+        flush();
+      } catch (const AuthenticationError&) {
+      }
+      throw;
     }
   }
 
+  AuthenticationError timed_out() const {
+    return AuthenticationError("handshake: the peer did not complete it within " +
+                               std::to_string(timeout_.count()) + " ms");
+  }
+
  private:
-  Connection& connection_;
+  static AuthenticationError peer_failure(std::string_view call, int code) {
+    return AuthenticationError("handshake: " + detail::os_error_message(call, code));
+  }
+
+  bool flush() {
+    while (!handshake_.outgoing().empty()) {
+      std::string_view out = handshake_.outgoing();
+      auto sent = detail::retry("send", [&] {
+        return ::send(socket_.get(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      });
+      if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+      if (sent < 0) throw peer_failure("send", errno);
+      handshake_.sent(static_cast<std::size_t>(sent));
+    }
+    return true;
+  }
+
+  detail::FileDescriptor socket_;
+  detail::Handshake handshake_;
   detail::Deadline deadline_;
   std::chrono::milliseconds timeout_;
+};
+
+// What accept() returns next: a connection, or the failure of one peer.
+struct Outcome {
+  detail::FileDescriptor socket;  // empty for a failure
+  Address peer;
+  std::string failure;
+};
+
+struct PendingHandshake {
+  SocketHandshake handshake;
+  Address peer;
+};
+
+// accept4 errors that belong to one vanished connection, not to the listener
+// (accept(2): "treat them like EAGAIN by retrying").
+bool connection_gone(int code) noexcept {
+  switch (code) {
+    case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN:
+    case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case EPERM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A socket file we bound: removed only by the process that bound it, and only
+// while the path still names that file.
+struct BoundFile {
+  std::string path;
+  dev_t device;
+  ino_t inode;
+  pid_t owner;
+
+  void remove() const noexcept {
+    if (detail::current_pid() != owner) return;
+    struct stat now {};
+    if (detail::retry("lstat", [&] { return ::lstat(path.c_str(), &now); }) != 0) return;
+    if (S_ISSOCK(now.st_mode) && now.st_dev == device && now.st_ino == inode)
+      detail::retry("unlink", [&] { return ::unlink(path.c_str()); });
+  }
 };
 
 }  // namespace
@@ -126,14 +239,67 @@ Address unix_address(std::string path) {
   return Address{Address::Family::unix_socket, {}, 0, std::move(path)};
 }
 
+// At most this many handshakes are in progress on one Listener at once.
+constexpr std::size_t max_pending_handshakes = 256;
+// New connections taken per poll round, so a flood cannot starve the
+// handshakes already in progress.
+constexpr int accept_burst = 64;
+
 struct Listener::State {
+  // Guarded by mutex.
   mutable std::mutex mutex;
+  bool closed = false;
+  int wakeup = -1;  // the eventfd of the accept() in progress; close() writes it
+  std::optional<Address> last_accepted;
+
+  // Set by the constructor. The socket is closed only while driver is held.
   detail::FileDescriptor socket;
   Address address;
   std::optional<std::string> authkey;
-  std::chrono::milliseconds handshake_timeout;
-  std::optional<Address> last_accepted;
-  bool unlink_on_close = false;
+  std::chrono::milliseconds handshake_timeout{};
+  std::optional<BoundFile> bound_file;
+
+  // Held by the accept() in progress; guards what follows.
+  std::mutex driver;
+  std::vector<PendingHandshake> pending;
+  std::deque<Outcome> outcomes;
+
+  ~State() {
+    if (!closed && bound_file) bound_file->remove();
+  }
+
+  class Wakeup;
+  Connection deliver_next();
+  void drive(int wakeup_fd);
+  bool step(PendingHandshake& handshake);
+  void take_new_connections();
+  void evict_oldest(std::string_view why);
+};
+
+// The eventfd through which close() wakes the accept() in progress, one per
+// accept() call: a descriptor shared with a forked child could be drained by
+// the child's accept() and the wake-up lost.
+class Listener::State::Wakeup {
+ public:
+  explicit Wakeup(State& state) : state_(state) {
+    fd_ = detail::FileDescriptor(detail::check("eventfd", [] {
+      return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }, "Listener.accept"));
+    std::lock_guard lock(state_.mutex);
+    if (state_.closed) throw ValueError("Listener.accept: the listener is closed");
+    state_.wakeup = fd_.get();
+  }
+  ~Wakeup() {
+    std::lock_guard lock(state_.mutex);
+    state_.wakeup = -1;
+  }
+  Wakeup(const Wakeup&) = delete;
+  Wakeup& operator=(const Wakeup&) = delete;
+  int fd() const noexcept { return fd_.get(); }
+
+ private:
+  State& state_;
+  detail::FileDescriptor fd_;
 };
 
 Listener::Listener(Address address, std::optional<std::string> authkey, int backlog,
@@ -142,47 +308,145 @@ Listener::Listener(Address address, std::optional<std::string> authkey, int back
   const std::string object = "Listener(" + address.to_string() + ")";
   if (backlog < 0) throw ValueError(object + ": backlog must not be negative");
   SocketAddress bind_to = to_socket_address(address, true, object);
-  detail::FileDescriptor socket = open_socket(address, object);
+  // Non-blocking: a connection that another process sharing the socket took
+  // first must not leave accept4 waiting while handshakes are pending.
+  detail::FileDescriptor socket = open_socket(address, SOCK_NONBLOCK, object);
   int one = 1;
   detail::check("setsockopt(SO_REUSEADDR)", [&] {
     return ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   }, object);
   detail::check("bind", [&] { return ::bind(socket.get(), bind_to.get(), bind_to.length); }, object);
-  detail::check("listen", [&] { return ::listen(socket.get(), backlog); }, object);
-  SocketAddress bound;
-  bound.length = sizeof bound.storage;
-  detail::check("getsockname", [&] { return ::getsockname(socket.get(), bound.get(), &bound.length); },
-                object);
+  if (address.family == Address::Family::unix_socket && !address.abstract()) {
+    struct stat bound {};
+    if (detail::retry("lstat", [&] { return ::lstat(address.path.c_str(), &bound); }) == 0)
+      state_->bound_file = BoundFile{address.path, bound.st_dev, bound.st_ino, detail::current_pid()};
+  }
+  try {
+    detail::check("listen", [&] { return ::listen(socket.get(), backlog); }, object);
+    SocketAddress bound;
+    bound.length = sizeof bound.storage;
+    detail::check("getsockname", [&] {
+      return ::getsockname(socket.get(), bound.get(), &bound.length);
+    }, object);
+    state_->address = from_socket_address(bound);
+  } catch (...) {
+    if (state_->bound_file) state_->bound_file->remove();
+    state_->bound_file.reset();
+    throw;
+  }
   state_->socket = std::move(socket);
-  state_->address = from_socket_address(bound);
   state_->authkey = std::move(authkey);
   state_->handshake_timeout = handshake_timeout;
-  state_->unlink_on_close = address.family == Address::Family::unix_socket && !address.abstract();
+}
+
+Connection Listener::State::deliver_next() {
+  Outcome next = std::move(outcomes.front());
+  outcomes.pop_front();
+  {
+    std::lock_guard lock(mutex);
+    last_accepted = next.peer;
+  }
+  if (!next.failure.empty())
+    throw AuthenticationError("Listener.accept: handshake with " + next.peer.to_string() +
+                              " failed: " + next.failure);
+  return Connection(next.socket.release());
+}
+
+// Advances one handshake; true when it ended, its outcome queued.
+bool Listener::State::step(PendingHandshake& pending_handshake) {
+  try {
+    if (!pending_handshake.handshake.advance()) return false;
+    outcomes.push_back({pending_handshake.handshake.release(), pending_handshake.peer, {}});
+  } catch (const AuthenticationError& e) {
+    outcomes.push_back({{}, pending_handshake.peer, e.what()});
+  }
+  return true;
+}
+
+void Listener::State::evict_oldest(std::string_view why) {
+  auto oldest = std::min_element(pending.begin(), pending.end(), [](const auto& a, const auto& b) {
+    return a.handshake.deadline().time_point() < b.handshake.deadline().time_point();
+  });
+  outcomes.push_back({{}, oldest->peer, "handshake: dropped unfinished: " + std::string(why)});
+  pending.erase(oldest);
+}
+
+void Listener::State::take_new_connections() {
+  for (int taken = 0; taken < accept_burst; ++taken) {
+    SocketAddress peer;
+    peer.length = sizeof peer.storage;
+    int fd = detail::retry("accept4", [&] {
+      return ::accept4(socket.get(), peer.get(), &peer.length, SOCK_CLOEXEC);
+    });
+    if (fd < 0) {
+      int code = errno;
+      if (code == EAGAIN || code == EWOULDBLOCK) return;
+      if (connection_gone(code)) continue;
+      if ((code == EMFILE || code == ENFILE) && !pending.empty()) {
+        evict_oldest("out of file descriptors for new connections");
+        continue;
+      }
+      detail::throw_os_error("accept4", code, "Listener.accept");
+    }
+    detail::FileDescriptor accepted(fd);
+    Address peer_address = from_socket_address(peer);
+    if (!authkey) {
+      outcomes.push_back({std::move(accepted), std::move(peer_address), {}});
+      continue;
+    }
+    if (pending.size() >= max_pending_handshakes)
+      evict_oldest(std::to_string(max_pending_handshakes) + " handshakes were in progress");
+    pending.push_back({SocketHandshake(std::move(accepted), detail::Handshake::Role::listener,
+                                       *authkey, handshake_timeout),
+                       std::move(peer_address)});
+    if (step(pending.back())) pending.pop_back();  // the challenge goes out now
+  }
+}
+
+void Listener::State::drive(int wakeup_fd) {
+  std::vector<pollfd> polled;
+  polled.reserve(2 + pending.size());
+  polled.push_back({wakeup_fd, POLLIN, 0});
+  polled.push_back({socket.get(), POLLIN, 0});
+  detail::Deadline next = detail::Deadline::never();
+  for (const PendingHandshake& p : pending) {
+    polled.push_back({p.handshake.fd(), p.handshake.events(), 0});
+    if (p.handshake.deadline().time_point() < next.time_point()) next = p.handshake.deadline();
+  }
+  detail::check("poll", [&] {
+    return ::poll(polled.data(), polled.size(), next.poll_milliseconds());
+  }, "Listener.accept");
+  if (polled[0].revents != 0) {
+    std::uint64_t drained;
+    detail::retry("read", [&] { return ::read(wakeup_fd, &drained, sizeof drained); });
+    std::lock_guard lock(mutex);
+    if (closed) throw ValueError("Listener.accept: the listener was closed");
+  }
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    bool ended;
+    if (polled[2 + i].revents != 0) {
+      ended = step(pending[i]);
+    } else if (pending[i].handshake.deadline().expired()) {
+      outcomes.push_back({{}, pending[i].peer, pending[i].handshake.timed_out().what()});
+      ended = true;
+    } else {
+      ended = false;
+    }
+    if (!ended && kept++ != i) pending[kept - 1] = std::move(pending[i]);
+  }
+  pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(kept), pending.end());
+  if (polled[1].revents != 0) take_new_connections();
 }
 
 Connection Listener::accept() {
-  int listening;
-  {
-    std::lock_guard lock(state_->mutex);
-    if (!state_->socket) throw ValueError("Listener.accept: the listener is closed");
-    listening = state_->socket.get();
+  std::shared_ptr<State> state = state_;  // alive even if this handle is destroyed meanwhile
+  std::lock_guard driving(state->driver);
+  State::Wakeup wakeup(*state);
+  for (;;) {
+    if (!state->outcomes.empty()) return state->deliver_next();
+    state->drive(wakeup.fd());
   }
-  SocketAddress peer;
-  peer.length = sizeof peer.storage;
-  int fd = detail::check("accept4", [&] {
-    return ::accept4(listening, peer.get(), &peer.length, SOCK_CLOEXEC);
-  }, "Listener.accept");
-  Connection connection(fd);
-  {
-    std::lock_guard lock(state_->mutex);
-    state_->last_accepted = from_socket_address(peer);
-  }
-  if (state_->authkey) {
-    ConnectionChannel channel(connection, state_->handshake_timeout);
-    detail::deliver_challenge(channel, *state_->authkey);
-    detail::answer_challenge(channel, *state_->authkey);
-  }
-  return connection;
 }
 
 Address Listener::address() const {
@@ -197,27 +461,40 @@ std::optional<Address> Listener::last_accepted() const {
 
 int Listener::fileno() const {
   std::lock_guard lock(state_->mutex);
-  if (!state_->socket) throw ValueError("Listener.fileno: the listener is closed");
+  if (state_->closed) throw ValueError("Listener.fileno: the listener is closed");
   return state_->socket.get();
 }
 
 void Listener::close() {
-  std::lock_guard lock(state_->mutex);
-  if (!state_->socket) return;
-  state_->socket.reset();
-  if (state_->unlink_on_close) ::unlink(state_->address.path.c_str());
+  State& state = *state_;
+  {
+    std::lock_guard lock(state.mutex);
+    if (state.closed) return;
+    state.closed = true;
+    if (state.wakeup >= 0) {
+      std::uint64_t one = 1;
+      detail::retry("write", [&] { return ::write(state.wakeup, &one, sizeof one); });
+    }
+  }
+  // The accept() in progress sees its wake-up and leaves; only then is the
+  // descriptor closed, so its number cannot be reused under it.
+  std::lock_guard driving(state.driver);
+  state.pending.clear();
+  state.outcomes.clear();
+  state.socket.reset();
+  if (state.bound_file) state.bound_file->remove();
 }
 
 bool Listener::closed() const {
   std::lock_guard lock(state_->mutex);
-  return !state_->socket;
+  return state_->closed;
 }
 
 Connection Client(const Address& address, std::optional<std::string> authkey,
                   std::chrono::milliseconds handshake_timeout) {
   const std::string object = "Client(" + address.to_string() + ")";
   SocketAddress target = to_socket_address(address, false, object);
-  detail::FileDescriptor socket = open_socket(address, object);
+  detail::FileDescriptor socket = open_socket(address, 0, object);
   // connect() interrupted by a signal goes on in the background; calling it
   // again (as retry does) then says EALREADY until it is done.
   if (detail::retry("connect", [&] { return ::connect(socket.get(), target.get(), target.length); }) != 0 &&
@@ -232,13 +509,23 @@ Connection Client(const Address& address, std::optional<std::string> authkey,
     }, object);
     if (error != 0) detail::throw_os_error("connect", error, object);
   }
-  Connection connection(socket.release());
   if (authkey) {
-    ConnectionChannel channel(connection, handshake_timeout);
-    detail::answer_challenge(channel, *authkey);
-    detail::deliver_challenge(channel, *authkey);
+    SocketHandshake handshake(std::move(socket), detail::Handshake::Role::client, *authkey,
+                              handshake_timeout);
+    try {
+      while (!handshake.advance()) {
+        pollfd ready{handshake.fd(), handshake.events(), 0};
+        if (detail::check("poll", [&] {
+              return ::poll(&ready, 1, handshake.deadline().poll_milliseconds());
+            }, object) == 0)
+          throw handshake.timed_out();
+      }
+    } catch (const AuthenticationError& e) {
+      throw AuthenticationError(object + ": " + e.what());
+    }
+    socket = handshake.release();
   }
-  return connection;
+  return Connection(socket.release());
 }
 
 }  // namespace mp

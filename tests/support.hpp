@@ -172,22 +172,4 @@ class Program {
   std::string err_buffer_;
 };
 
-// Every Python 3 on this machine: python3 first, then pyenv's other versions.
-inline std::vector<std::string> python_interpreters() {
-  std::vector<std::string> found{"python3"};
-  const char* home = std::getenv("HOME");
-  std::string root = std::getenv("PYENV_ROOT") ? std::getenv("PYENV_ROOT")
-                                               : std::string(home ? home : "/root") + "/.pyenv";
-  for (const char* version : {"3.12", "3.13", "3.14"}) {
-    for (int patch = 0; patch < 30; ++patch) {
-      std::string candidate = root + "/versions/" + version + "." + std::to_string(patch) + "/bin/python3";
-      if (::access(candidate.c_str(), X_OK) == 0) {
-        found.push_back(candidate);
-        break;
-      }
-    }
-  }
-  return found;
-}
-
 }  // namespace test_support

@@ -174,15 +174,28 @@ inline constexpr std::chrono::seconds default_handshake_timeout{10};
 // A bound, listening socket whose accept() returns a Connection with Python's
 // framing, so a Python Client can connect. With an authkey, accept() runs
 // Python's mutual HMAC handshake (it challenges first, then answers); an empty
-// authkey is a valid key, no authkey means no handshake. SO_REUSEADDR is set;
-// a Unix socket file is removed by close().
+// authkey is a valid key, no authkey means no handshake. SO_REUSEADDR is set.
+// A Unix socket file is removed by close() or when the last handle goes, as
+// Python's finalizer does: only in the process that bound it, and only while
+// the path still names the file it bound (not one re-created by others).
 //
-// Differs from Python: the handshake is bounded in time (a peer that connects
-// and says nothing is dropped after handshake_timeout) and in size (every
-// handshake message is capped at 256 bytes and nothing is allocated beyond
-// what arrives); a failed handshake closes that connection and throws from
-// accept(), and the listener keeps serving. A handle: copies share the socket.
-// Blocking: accept() blocks until a client connects (EINTR is retried).
+// Differs from Python: accept() runs the handshakes of all connecting peers
+// side by side (non-blocking, at most 256 at once; beyond that the oldest is
+// dropped), so silent or trickling peers never delay a good client. Each
+// handshake is bounded in time (handshake_timeout from its accept) and size
+// (256-byte messages, nothing allocated beyond what arrives). accept()
+// returns the first outcome: a Connection, or an mp::AuthenticationError for
+// a failed handshake (wrong key, bad frame, reset, timeout: the message names
+// the peer and the cause; only that connection is closed) as Python raises
+// one per accept(); outcomes found meanwhile wait for the next accept().
+// The listening socket is non-blocking. A handle: copies share the socket.
+// Known gap: handshakes progress only inside accept(), and fileno() is the
+// listening socket, so a server that calls accept() only when mp::wait says
+// fileno() is readable can leave the last handshakes it took pending until
+// they time out (samples/echo_server does; see docs/reliability.md).
+// Blocking: accept() blocks until an outcome (EINTR is retried); close() from
+// another thread wakes it with mp::ValueError (Python leaves it blocked) and
+// closes the socket only after it left.
 class Listener {
  public:
   explicit Listener(Address address, std::optional<std::string> authkey = {}, int backlog = 1,

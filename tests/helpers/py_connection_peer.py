@@ -4,7 +4,7 @@ usage: py_connection_peer.py listen  <tcp|unix> <address> <authkey|->
        py_connection_peer.py connect <tcp|unix> <address> <authkey|->
   address: a port (tcp, on 127.0.0.1; 0 for any) or a path (unix; a leading @
   means the abstract namespace). authkey '-' means none.
-Either way it sends b"hello from python", expects a message back and prints
+A connecting peer first prints CONNECTING. Either way it sends b"hello from python", expects a message back and prints
 GOT <hex of it>; an AuthenticationError prints AUTH_FAILED <message> and exits 3.
 """
 import sys
@@ -37,6 +37,7 @@ def main():
                 with listener.accept() as conn:
                     converse(conn)
         else:
+            print("CONNECTING", flush=True)
             converse(Client(parse(family, address), authkey=authkey))
     except AuthenticationError as e:
         print("AUTH_FAILED", e, flush=True)

@@ -6,7 +6,13 @@
 //   responder:  "{sha256}" + HMAC-SHA256(key, "{sha256}" + random)   (MAC covers the prefix)
 //               or a bare 16-byte HMAC-MD5 for a bare 20-byte (legacy) challenge
 //   challenger: "#WELCOME#" or "#FAILURE#"
-// Every message is read with a cap of 256 bytes, as in Python.
+// The listener challenges first, then answers the client's challenge.
+//
+// Handshake is the protocol alone, over the raw bytes of the stream (frames
+// included) and with no I/O of its own: a Listener drives many at once over
+// non-blocking sockets, a Client drives one, and the fuzzer feeds it anything.
+// It never asks for a byte past its own last message, so what the peer sends
+// right after the handshake stays in the socket for the Connection.
 #pragma once
 
 #include <cstddef>
@@ -15,22 +21,45 @@
 
 namespace mp::detail {
 
-// Where handshake messages come from and go to: a framed connection in real
-// life, canned bytes in tests and fuzzers.
-class HandshakeChannel {
- public:
-  virtual ~HandshakeChannel() = default;
-  virtual void send_message(std::string_view message) = 0;
-  // Throws mp::AuthenticationError if the next message is longer than max_length.
-  virtual std::string recv_message(std::size_t max_length) = 0;
-};
-
+// Every handshake message is capped at this many payload bytes, as in Python.
 inline constexpr std::size_t handshake_message_cap = 256;
 
-// The listener's side first, then the client's; both throw
-// mp::AuthenticationError with Python's wording on a wrong key.
-void deliver_challenge(HandshakeChannel& channel, std::string_view authkey);
-void answer_challenge(HandshakeChannel& channel, std::string_view authkey);
+class Handshake {
+ public:
+  enum class Role { listener, client };
+  Handshake(Role role, std::string authkey);
+
+  // Framed bytes to write to the peer now; sent(n) drops the first n of them.
+  std::string_view outgoing() const noexcept { return outgoing_; }
+  void sent(std::size_t count) noexcept { outgoing_.erase(0, count); }
+
+  // How many bytes to read next: exactly what the message being received
+  // still lacks (0 when the handshake waits for nothing).
+  std::size_t wanted() const noexcept;
+  // Bytes from the peer, at most wanted(). Any fault of the peer (a bad
+  // frame, a wrong digest, a protocol error) throws mp::AuthenticationError
+  // with Python's wording where Python has one and ends the handshake;
+  // #FAILURE# is then in outgoing() where Python sends it.
+  void received(std::string_view bytes);
+
+  // Both sides are authenticated and everything we had to say is in outgoing()
+  // or already sent; the connection is ready once outgoing() is empty.
+  bool finished() const noexcept { return step_ == Step::finished; }
+
+ private:
+  enum class Step { await_response, await_challenge, await_welcome, finished, failed };
+  void challenge();
+  void take_bytes(std::string_view bytes);
+  void on_message(std::string_view message);
+  void queue_message(std::string_view message);
+
+  Role role_;
+  std::string authkey_;
+  Step step_;
+  std::string challenge_;  // what we asked the peer to sign
+  std::string incoming_;   // the frame being received: header, then payload
+  std::string outgoing_;
+};
 
 // HMAC(key, message) with a digest Python allows (md5, sha256, sha384,
 // sha3_256, sha3_384); empty when the name is not one of them.
