@@ -25,10 +25,13 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -192,6 +195,115 @@ struct Outcome {
 struct PendingHandshake {
   SocketHandshake handshake;
   Address peer;
+  short watched_events = 0;  // what the readiness set waits for on its socket
+};
+
+// What Listener::fileno() is: an epoll set that is readable exactly when
+// accept() can make progress without waiting for anyone: a new connection on
+// the listening socket, traffic on a pending handshake, a handshake past its
+// deadline (a timerfd armed to the earliest one), or outcomes already found
+// and waiting to be returned (an eventfd). A socket leaves the set before it
+// leaves the pending handshakes, while it is still open: a registration
+// outlives its descriptor number when a forked child shares the socket, and
+// the finished socket goes on as the caller's Connection.
+class ReadinessSet {
+ public:
+  explicit ReadinessSet(int listening_socket) { open(listening_socket); }
+
+  int fd() const noexcept { return epoll_.get(); }
+
+  // A forked child shares its parent's epoll instance: the first accept() in
+  // another process gives it its own set under the same descriptor number.
+  void make_own(int listening_socket, std::vector<PendingHandshake>& pending) {
+    if (owner_ == detail::current_pid()) return;
+    detail::FileDescriptor inherited = std::move(epoll_);
+    try {
+      open(listening_socket);
+    } catch (...) {
+      epoll_ = std::move(inherited);
+      throw;
+    }
+    // The new set takes the inherited number; the parent's set lives on in
+    // the parent.
+    detail::check("dup3", [&] { return ::dup3(epoll_.get(), inherited.get(), O_CLOEXEC); }, object);
+    epoll_ = std::move(inherited);
+    for (PendingHandshake& p : pending) {
+      p.watched_events = 0;
+      update(p);
+    }
+  }
+
+  // Waits for what the handshake waits for now (EPOLLIN or EPOLLOUT).
+  void update(PendingHandshake& p) {
+    short wanted = p.handshake.events();
+    if (wanted == p.watched_events) return;
+    epoll_event event{};
+    event.events = wanted == POLLOUT ? EPOLLOUT : EPOLLIN;
+    event.data.fd = p.handshake.fd();
+    int operation = p.watched_events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    detail::check("epoll_ctl", [&] { return ::epoll_ctl(epoll_.get(), operation, p.handshake.fd(), &event); },
+                  object);
+    p.watched_events = wanted;
+  }
+
+  // Before the socket is closed or handed over.
+  void forget(PendingHandshake& p) noexcept {
+    if (p.watched_events == 0) return;
+    detail::retry("epoll_ctl", [&] { return ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, p.handshake.fd(), nullptr); });
+    p.watched_events = 0;
+  }
+
+  // Neither call can fail on a valid eventfd or timerfd: the counter stays
+  // far below its limit, and the time is valid.
+  void outcomes_waiting(bool waiting) noexcept {
+    std::uint64_t count = 0;
+    if (waiting) {
+      count = 1;
+      detail::retry("write", [&] { return ::write(outcomes_.get(), &count, sizeof count); });
+    } else {
+      detail::retry("read", [&] { return ::read(outcomes_.get(), &count, sizeof count); });
+    }
+  }
+
+  // Readable from `next` on; never when no handshake is pending.
+  void next_deadline(const detail::Deadline& next) noexcept {
+    itimerspec when{};
+    if (!next.infinite()) {
+      auto since_boot = next.time_point().time_since_epoch();
+      auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_boot);
+      when.it_value.tv_sec = seconds.count();
+      when.it_value.tv_nsec = std::chrono::nanoseconds(since_boot - seconds).count();
+      if (when.it_value.tv_sec == 0 && when.it_value.tv_nsec == 0) when.it_value.tv_nsec = 1;
+    }
+    detail::retry("timerfd_settime", [&] {
+      return ::timerfd_settime(deadline_timer_.get(), TFD_TIMER_ABSTIME, &when, nullptr);
+    });
+  }
+
+ private:
+  static constexpr std::string_view object = "Listener.fileno";
+
+  void open(int listening_socket) {
+    epoll_ = detail::FileDescriptor(detail::check("epoll_create1", [] { return ::epoll_create1(EPOLL_CLOEXEC); }, object));
+    outcomes_ = detail::FileDescriptor(detail::check("eventfd", [] {
+      return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }, object));
+    deadline_timer_ = detail::FileDescriptor(detail::check("timerfd_create", [] {
+      return ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    }, object));
+    for (int fd : {listening_socket, outcomes_.get(), deadline_timer_.get()}) {
+      epoll_event event{};
+      event.events = EPOLLIN;
+      event.data.fd = fd;
+      detail::check("epoll_ctl", [&] { return ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event); }, object);
+    }
+    owner_ = detail::current_pid();
+  }
+
+  detail::FileDescriptor epoll_;
+  detail::FileDescriptor outcomes_;
+  detail::FileDescriptor deadline_timer_;
+  pid_t owner_ = 0;
 };
 
 // accept4 errors that belong to one vanished connection, not to the listener
@@ -250,6 +362,7 @@ struct Listener::State {
   mutable std::mutex mutex;
   bool closed = false;
   int wakeup = -1;  // the eventfd of the accept() in progress; close() writes it
+  int readiness_fd = -1;  // fileno(): the same number for the listener's life
   std::optional<Address> last_accepted;
 
   // Set by the constructor. The socket is closed only while driver is held.
@@ -263,14 +376,17 @@ struct Listener::State {
   std::mutex driver;
   std::vector<PendingHandshake> pending;
   std::deque<Outcome> outcomes;
+  std::optional<ReadinessSet> readiness;  // reset by close()
 
   ~State() {
     if (!closed && bound_file) bound_file->remove();
   }
 
   class Wakeup;
+  std::optional<Connection> accept_until(const detail::Deadline& deadline);
   Connection deliver_next();
-  void drive(int wakeup_fd);
+  void drive(int wakeup_fd, const detail::Deadline& caller_deadline);
+  void show_progress(bool outcomes_waiting) noexcept;
   bool step(PendingHandshake& handshake);
   void take_new_connections();
   void evict_oldest(std::string_view why);
@@ -334,6 +450,8 @@ Listener::Listener(Address address, std::optional<std::string> authkey, int back
     state_->bound_file.reset();
     throw;
   }
+  state_->readiness.emplace(socket.get());
+  state_->readiness_fd = state_->readiness->fd();
   state_->socket = std::move(socket);
   state_->authkey = std::move(authkey);
   state_->handshake_timeout = handshake_timeout;
@@ -355,9 +473,14 @@ Connection Listener::State::deliver_next() {
 // Advances one handshake; true when it ended, its outcome queued.
 bool Listener::State::step(PendingHandshake& pending_handshake) {
   try {
-    if (!pending_handshake.handshake.advance()) return false;
+    if (!pending_handshake.handshake.advance()) {
+      readiness->update(pending_handshake);
+      return false;
+    }
+    readiness->forget(pending_handshake);
     outcomes.push_back({pending_handshake.handshake.release(), pending_handshake.peer, {}});
   } catch (const AuthenticationError& e) {
+    readiness->forget(pending_handshake);
     outcomes.push_back({{}, pending_handshake.peer, e.what()});
   }
   return true;
@@ -367,6 +490,7 @@ void Listener::State::evict_oldest(std::string_view why) {
   auto oldest = std::min_element(pending.begin(), pending.end(), [](const auto& a, const auto& b) {
     return a.handshake.deadline().time_point() < b.handshake.deadline().time_point();
   });
+  readiness->forget(*oldest);
   outcomes.push_back({{}, oldest->peer, "handshake: dropped unfinished: " + std::string(why)});
   pending.erase(oldest);
 }
@@ -403,12 +527,12 @@ void Listener::State::take_new_connections() {
   }
 }
 
-void Listener::State::drive(int wakeup_fd) {
+void Listener::State::drive(int wakeup_fd, const detail::Deadline& caller_deadline) {
   std::vector<pollfd> polled;
   polled.reserve(2 + pending.size());
   polled.push_back({wakeup_fd, POLLIN, 0});
   polled.push_back({socket.get(), POLLIN, 0});
-  detail::Deadline next = detail::Deadline::never();
+  detail::Deadline next = caller_deadline;
   for (const PendingHandshake& p : pending) {
     polled.push_back({p.handshake.fd(), p.handshake.events(), 0});
     if (p.handshake.deadline().time_point() < next.time_point()) next = p.handshake.deadline();
@@ -428,6 +552,7 @@ void Listener::State::drive(int wakeup_fd) {
     if (polled[2 + i].revents != 0) {
       ended = step(pending[i]);
     } else if (pending[i].handshake.deadline().expired()) {
+      readiness->forget(pending[i]);
       outcomes.push_back({{}, pending[i].peer, pending[i].handshake.timed_out().what()});
       ended = true;
     } else {
@@ -439,14 +564,46 @@ void Listener::State::drive(int wakeup_fd) {
   if (polled[1].revents != 0) take_new_connections();
 }
 
+// Keeps fileno() readable while outcomes wait, and wakes it at the next
+// handshake deadline.
+void Listener::State::show_progress(bool outcomes_waiting) noexcept {
+  readiness->outcomes_waiting(outcomes_waiting);
+  detail::Deadline next = detail::Deadline::never();
+  for (const PendingHandshake& p : pending)
+    if (p.handshake.deadline().time_point() < next.time_point()) next = p.handshake.deadline();
+  readiness->next_deadline(next);
+}
+
+// At least one round of progress, even with an expired deadline: accept(0ms)
+// after mp::wait takes what is ready without blocking.
+std::optional<Connection> Listener::State::accept_until(const detail::Deadline& deadline) {
+  std::lock_guard driving(driver);
+  Wakeup wakeup(*this);
+  readiness->make_own(socket.get(), pending);
+  for (bool first_round = true; outcomes.empty(); first_round = false) {
+    if (!first_round && deadline.expired()) {
+      show_progress(false);
+      return std::nullopt;
+    }
+    try {
+      drive(wakeup.fd(), deadline);
+    } catch (...) {
+      show_progress(!outcomes.empty());
+      throw;
+    }
+  }
+  show_progress(outcomes.size() > 1);
+  return deliver_next();
+}
+
 Connection Listener::accept() {
   std::shared_ptr<State> state = state_;  // alive even if this handle is destroyed meanwhile
-  std::lock_guard driving(state->driver);
-  State::Wakeup wakeup(*state);
-  for (;;) {
-    if (!state->outcomes.empty()) return state->deliver_next();
-    state->drive(wakeup.fd());
-  }
+  return *state->accept_until(detail::Deadline::never());
+}
+
+std::optional<Connection> Listener::accept(std::chrono::milliseconds timeout) {
+  std::shared_ptr<State> state = state_;
+  return state->accept_until(detail::Deadline::after(timeout));
 }
 
 Address Listener::address() const {
@@ -462,7 +619,7 @@ std::optional<Address> Listener::last_accepted() const {
 int Listener::fileno() const {
   std::lock_guard lock(state_->mutex);
   if (state_->closed) throw ValueError("Listener.fileno: the listener is closed");
-  return state_->socket.get();
+  return state_->readiness_fd;
 }
 
 void Listener::close() {
@@ -481,6 +638,7 @@ void Listener::close() {
   std::lock_guard driving(state.driver);
   state.pending.clear();
   state.outcomes.clear();
+  state.readiness.reset();
   state.socket.reset();
   if (state.bound_file) state.bound_file->remove();
 }

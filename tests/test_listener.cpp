@@ -448,3 +448,56 @@ TEST_CASE("no descriptor leaks when accept, a handshake or Client fails") {
   }
   CHECK(open_descriptors() == before);
 }
+
+TEST_CASE("fileno() is readable exactly when accept(0ms) can progress: a wait()-based server") {
+  // Handshakes finish only when accept() drives them, so a server that calls
+  // accept(0ms) only when mp::wait reports fileno() must still serve clients
+  // that connected together, and learn of silent peers at their deadline.
+  mp::Listener listener(mp::tcp_address("127.0.0.1", 0), std::string("k"), 16, 300ms);
+  constexpr int client_count = 3;
+  std::vector<mp::Process> clients;
+  for (int id = 0; id < client_count; ++id)
+    clients.emplace_back([address = listener.address(), id] {
+      auto connection = mp::Client(address, std::string("k"));
+      connection.send_bytes("client " + std::to_string(id));
+      if (!connection.poll(10s)) mp::exit(2);  // keep the connection open until told
+    });
+  for (auto& client : clients) client.start();
+  int silent = raw_connect(listener.address());
+  int trickling = raw_connect(listener.address());
+  const char partial_header[] = {0, 0};
+  ::send(trickling, partial_header, sizeof partial_header, MSG_NOSIGNAL);
+  std::this_thread::sleep_for(300ms);  // all five wait in the backlog together
+
+  std::vector<mp::Connection> accepted;
+  int failures = 0, wakeups = 0;
+  auto start = std::chrono::steady_clock::now();
+  while ((accepted.size() < client_count || failures < 2) && test_support::seconds_since(start) < 10) {
+    if (mp::wait({listener.fileno()}, 2s).empty()) continue;
+    ++wakeups;
+    try {
+      if (auto connection = listener.accept(0ms)) accepted.push_back(std::move(*connection));
+    } catch (const mp::AuthenticationError& e) {
+      CHECK(std::string(e.what()).find("within 300 ms") != std::string::npos);
+      ++failures;
+    }
+  }
+  CHECK(accepted.size() == client_count);
+  CHECK(failures == 2);
+  CHECK(test_support::seconds_since(start) < 5);
+  CHECK(wakeups < 200);  // readable means progress: no busy loop
+  // The accepted sockets now hold data, but they left the set: fileno() is
+  // quiet, and accept(0ms) returns at once with nothing.
+  for (auto& connection : accepted) CHECK(connection.poll(5s));
+  CHECK(mp::wait({listener.fileno()}, 200ms).empty());
+  auto before = std::chrono::steady_clock::now();
+  CHECK_FALSE(listener.accept(0ms).has_value());
+  CHECK(test_support::seconds_since(before) < 0.5);
+  for (auto& connection : accepted) connection.send_bytes("bye");
+  for (auto& client : clients) {
+    client.join(30s);
+    CHECK(client.exitcode() == 0);
+  }
+  ::close(silent);
+  ::close(trickling);
+}

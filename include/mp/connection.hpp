@@ -189,11 +189,14 @@ inline constexpr std::chrono::seconds default_handshake_timeout{10};
 // the peer and the cause; only that connection is closed) as Python raises
 // one per accept(); outcomes found meanwhile wait for the next accept().
 // The listening socket is non-blocking. A handle: copies share the socket.
-// Known gap: handshakes progress only inside accept(), and fileno() is the
-// listening socket, so a server that calls accept() only when mp::wait says
-// fileno() is readable can leave the last handshakes it took pending until
-// they time out (samples/echo_server does; see docs/reliability.md).
-// Blocking: accept() blocks until an outcome (EINTR is retried); close() from
+// fileno() is not the listening socket but a descriptor that is readable
+// exactly when accept() can make progress at once (a new connection, traffic
+// on a pending handshake, a handshake past its deadline, outcomes waiting), so
+// a server built on mp::wait calls accept(0ms) when it is readable: that
+// takes what is ready and returns an outcome if one is complete, never
+// blocking on a peer still in its handshake.
+// Blocking: accept() blocks until an outcome (EINTR is retried), accept(t) at
+// most t (nullopt when no outcome came; 0ms makes one round); close() from
 // another thread wakes it with mp::ValueError (Python leaves it blocked) and
 // closes the socket only after it left.
 class Listener {
@@ -202,9 +205,10 @@ class Listener {
                     std::chrono::milliseconds handshake_timeout = default_handshake_timeout);
   // mp::AuthenticationError on a failed handshake; mp::ValueError after close().
   Connection accept();
+  std::optional<Connection> accept(std::chrono::milliseconds timeout);
   Address address() const;  // the bound address, with the real port
   std::optional<Address> last_accepted() const;
-  int fileno() const;       // readable when a client waits: usable with mp::wait
+  int fileno() const;       // readable when accept(0ms) can progress: usable with mp::wait
   void close();
   bool closed() const;
 
