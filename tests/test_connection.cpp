@@ -29,6 +29,7 @@
 #include "mp/detail/syscall.hpp"
 #include "mp/process.hpp"
 #include "mp/synchronize.hpp"
+#include "python_versions.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -749,38 +750,38 @@ TEST_CASE("signals do not interrupt recv or a blocked send (TestIgnoreEINTR.test
   CHECK(child.join() == 0);
 }
 
-TEST_CASE("interop: python3's multiprocessing.connection reads and writes the same pipe") {
-  auto [conn, python_end] = Pipe();
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(python_end.fileno(), 3);  // dup2 clears close-on-exec
-    ::execlp("python3", "python3", MP_SOURCE_ROOT "/tests/helpers/connection_peer.py", "3",
-             static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  python_end.close();
-  REQUIRE(conn.poll(30s));
-  CHECK(conn.recv_bytes() == "");
-  CHECK(conn.recv_bytes() == "hello from python");
-  std::string expected_big;
-  for (int i = 0; i < 1024; ++i)
-    for (int c = 0; c < 256; ++c) expected_big.push_back(static_cast<char>(c));
-  REQUIRE(conn.poll(30s));
-  CHECK(conn.recv_bytes() == expected_big);
-  for (const std::string& message : {std::string(), std::string("abc"), pattern(100'000),
-                                     pattern(3 << 20)}) {
-    conn.send_bytes(message);
+TEST_CASE("interop: Python's multiprocessing.connection reads and writes the same pipe, every version") {
+  for (const auto& python : test_support::python_interpreters()) {
+    CAPTURE(python.version);
+    auto [conn, python_end] = Pipe();
+    mp::Process peer([&, fd = python_end.fileno()] {
+      ::dup2(fd, 3);  // dup2 clears close-on-exec
+      ::execlp(python.path.c_str(), python.path.c_str(), MP_SOURCE_ROOT "/tests/helpers/connection_peer.py",
+               "3", static_cast<char*>(nullptr));
+      ::_exit(127);
+    });
+    peer.start();
+    python_end.close();
     REQUIRE(conn.poll(30s));
-    CHECK(conn.recv_bytes() == "py:" + message);
+    CHECK(conn.recv_bytes() == "");
+    CHECK(conn.recv_bytes() == "hello from python");
+    std::string expected_big;
+    for (int i = 0; i < 1024; ++i)
+      for (int c = 0; c < 256; ++c) expected_big.push_back(static_cast<char>(c));
+    REQUIRE(conn.poll(30s));
+    CHECK(conn.recv_bytes() == expected_big);
+    for (const std::string& message : {std::string(), std::string("abc"), pattern(100'000),
+                                       pattern(3 << 20)}) {
+      conn.send_bytes(message);
+      REQUIRE(conn.poll(30s));
+      CHECK(conn.recv_bytes() == "py:" + message);
+    }
+    conn.send_bytes("quit");
+    REQUIRE(conn.poll(30s));
+    CHECK_THROWS_AS(conn.recv_bytes(), mp::EOFError);
+    peer.join(30s);
+    CHECK(peer.exitcode() == 0);
   }
-  conn.send_bytes("quit");
-  REQUIRE(conn.poll(30s));
-  CHECK_THROWS_AS(conn.recv_bytes(), mp::EOFError);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("a hostile length is never ready unless the receive refuses it at once") {
