@@ -9,17 +9,19 @@ after one line of prose ending in a colon ("It prints:"). Lines are compared
 without trailing spaces. An example that prints something its document does
 not show fails, as does one whose output differs.
 
-usage: check-doc-examples.py <compiler> <include dir> <libmp.so> <file.md>...
+usage: check-doc-examples.py <compiler command> <include dir> <libmp.so> <file.md>...
 MP_EXAMPLE_CXXFLAGS adds compiler flags (the library's -fsanitize=...).
 """
 import difflib
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
 
-compiler, include, library = sys.argv[1:4]
+compiler_command, include, library = sys.argv[1:4]
+compiler = shlex.split(compiler_command)  # "ccache c++" where meson found ccache
 documents = sys.argv[4:]
 failures = 0
 checked = 0
@@ -44,7 +46,7 @@ with tempfile.TemporaryDirectory() as scratch:
             program = os.path.join(scratch, f"example{checked}")
             open(source, "w").write(code)
             build = subprocess.run(
-                [compiler, "-std=c++20", "-I", include, source, "-o", program, library,
+                [*compiler, "-std=c++20", "-I", include, source, "-o", program, library,
                  f"-Wl,-rpath,{os.path.dirname(library)}", "-pthread",
                  *os.environ.get("MP_EXAMPLE_CXXFLAGS", "").split()],
                 capture_output=True, text=True)

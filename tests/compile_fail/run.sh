@@ -1,8 +1,10 @@
 #!/bin/sh
-# Usage: run.sh <compiler> <include dir> <source> <expected message>
+# Usage: run.sh <compiler command> <include dir> <source> <expected message>
+# The compiler command may be several words ("ccache c++").
 # Passes when the source fails to compile with the expected static_assert text.
 compiler=$1 include=$2 source=$3 expected=$4
-if output=$("$compiler" -std=c++20 -fsyntax-only -I"$include" "$source" 2>&1); then
+# shellcheck disable=SC2086 # split on purpose
+if output=$($compiler -std=c++20 -fsyntax-only -I"$include" "$source" 2>&1); then
   echo "FAIL: $source compiled, but it must not"
   exit 1
 fi
