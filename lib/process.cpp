@@ -88,6 +88,32 @@ struct Child {
     return true;
   }
 
+  // Opens the sentinel; false (errno set) if that failed while the child was
+  // still ours, mp::OSError if it failed once the child was gone. Opened after fork, not by clone3(CLONE_PIDFD): a raw clone3
+  // would skip glibc's fork (atfork handlers, the child's reset of malloc and
+  // stdio locks, the cached thread id that raise() and recursive mutexes
+  // use). The gap is safe: until we reap the child, its pid stays a zombie's
+  // and cannot be reused. Only a reaper other than mp (SIGCHLD ignored, a
+  // foreign waitpid(-1)) can free it in between; pidfd_open then fails with
+  // ESRCH, the child is gone with its exit code unknown, as after ECHILD, and
+  // its pid is never signalled: it may be someone else's by now. Its
+  // sentinel is then a pipe at end of file, readable at once.
+  bool watch() {
+    long pidfd = retry("pidfd_open", [&] { return ::syscall(SYS_pidfd_open, pid, 0); });
+    if (pidfd >= 0) {
+      sentinel.reset(static_cast<int>(pidfd));
+      return true;
+    }
+    if (errno != ESRCH) return false;
+    int ends[2];
+    check_described("pipe2", [&] { return ::pipe2(ends, O_CLOEXEC); }, [&] { return "Process(" + name + ")"; });
+    ::close(ends[1]);
+    sentinel.reset(ends[0]);
+    std::lock_guard lock(mutex_);
+    reaped_elsewhere_ = true;
+    return true;
+  }
+
   void signal(int signal_number) {
     if (reaped()) return;  // the pid may belong to someone else now
     // Through the pidfd, a signal can never reach a recycled pid.
@@ -227,20 +253,6 @@ void join_children_at_exit() {
   }
 }
 
-// Opened after fork, not by clone3(CLONE_PIDFD): a raw clone3 would skip
-// glibc's fork (atfork handlers, the child's reset of malloc and stdio locks,
-// the cached thread id that raise() and recursive mutexes use). The gap is
-// safe: until we reap the child, its pid stays a zombie's and cannot be
-// reused. Only a reaper other than mp (SIGCHLD ignored, a foreign
-// waitpid(-1)) could free it in between; then pidfd_open fails with ESRCH
-// (start() reports it) unless the kernel wrapped the whole pid space within
-// these microseconds.
-int open_pidfd(pid_t pid, const std::string& name) {
-  return static_cast<int>(detail::check_described("pidfd_open",
-                                                  [&] { return ::syscall(SYS_pidfd_open, pid, 0); },
-                                                  [&] { return "Process(" + name + ")"; }));
-}
-
 bool is_null_device(int fd) {
   struct stat st;
   return ::fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
@@ -369,13 +381,11 @@ void Process::start() {
     exit_process(code);
   }
   child->pid = pid;
-  try {
-    child->sentinel.reset(open_pidfd(pid, name_));
-  } catch (...) {
+  if (!child->watch()) {
     // Without a sentinel the child could not be watched: take it back.
     ::kill(pid, SIGKILL);
     child->reap(Wait::yes);
-    throw;
+    detail::throw_os_error("pidfd_open", errno, "Process(" + name_ + ")");
   }
   {
     Registry& r = registry();

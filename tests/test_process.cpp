@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "mp/detail/fd.hpp"
+#include "mp/detail/syscall.hpp"
 #include "mp/process.hpp"
 #include "support.hpp"
 
@@ -850,6 +852,35 @@ TEST_SUITE("process") {
       });
       reaper.join();
       check_gone(p);
+    }
+    SUBCASE("reaped before start() could open its sentinel: start succeeds, the pid is never signalled") {
+      // pidfd_open says ESRCH only once the child is reaped, when its pid may
+      // already be another process's: killing that pid would be the bug.
+      struct sigaction ignore {}, previous{};
+      ignore.sa_handler = SIG_IGN;
+      ::sigaction(SIGCHLD, &ignore, &previous);
+      int ends[2];
+      REQUIRE(::pipe2(ends, O_CLOEXEC) == 0);
+      mp::Process p([write_end = ends[1]] {
+        std::this_thread::sleep_for(300ms);
+        mp::detail::write_all(write_end, "alive", 5, "test");
+      });
+      mp::detail::inject_fault("pidfd_open", ESRCH);
+      CHECK_NOTHROW(p.start());
+      ::close(ends[1]);
+      check_gone(p);
+      pollfd readable{ends[0], POLLIN, 0};
+      REQUIRE(::poll(&readable, 1, 5000) == 1);
+      char got[5] = {};
+      CHECK(::read(ends[0], got, sizeof got) == 5);
+      CHECK(std::string(got, 5) == "alive");
+      ::close(ends[0]);
+      for (int i = 0; i < 100; ++i) {  // the real race, for what it is worth
+        mp::Process quick([] {});
+        CHECK_NOTHROW(quick.start());
+        CHECK_NOTHROW(quick.join(kGenerous));
+      }
+      ::sigaction(SIGCHLD, &previous, nullptr);
     }
   }
 
