@@ -76,12 +76,7 @@ std::string unique_path(const char* tag) {
 
 // A Connection that the test drives by hand, speaking raw frames.
 std::pair<mp::Connection, int> raw_peer(const mp::Address& address) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in in{};
-  in.sin_family = AF_INET;
-  in.sin_port = htons(address.port);
-  in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&in), sizeof in) == 0);
+  int fd = raw_connect(address);
   return {mp::Connection(::dup(fd)), fd};
 }
 
