@@ -671,18 +671,19 @@ namespace {
 
 constexpr std::size_t stopped_item_size = 256 << 20;
 
-// Runs `body` in a child that raises `started` just before its locked call,
-// stops it (SIGSTOP) a moment later, inside that call, runs `while_stopped`,
+// Runs `body` in a child that raises `started` just before its locked call
+// (or inside it), stops it (SIGSTOP) `into_the_call` later, runs `while_stopped`,
 // then continues it and returns its exit code. A watchdog continues the
 // child after 5 s, so a call that waits for the stopped holder returns late
 // (and fails the timing checks) instead of hanging.
-int with_stopped_child(const std::function<void(std::atomic<int>&)>& body, const std::function<void()>& while_stopped) {
+int with_stopped_child(const std::function<void(std::atomic<int>&)>& body, const std::function<void()>& while_stopped,
+                       std::chrono::milliseconds into_the_call = 2ms) {
   auto started = mp::detail::make_shared_object<std::atomic<int>>("test", 0);
   mp::Process child([&] { body(*started); });
   child.start();
   const auto give_up = Clock::now() + patience;
   while (started->load() == 0 && Clock::now() < give_up) std::this_thread::sleep_for(100us);
-  std::this_thread::sleep_for(2ms);  // into the call: copying 256 MiB takes far longer
+  std::this_thread::sleep_for(into_the_call);
   const pid_t pid = static_cast<pid_t>(*child.pid());
   ::kill(pid, SIGSTOP);
   std::atomic<bool> done{false};
@@ -710,24 +711,41 @@ constexpr auto deadline_margin = 400ms;
 
 TEST_CASE("Queue: timed and _nowait calls keep their deadline while a stopped producer holds the put lock") {
   mp::Queue<std::string> queue(4);
-  int code = with_stopped_child(
-      [&](std::atomic<int>& started) {
-        const std::string big = patterned(stopped_item_size, 11);
-        started = 1;
-        queue.put(big, 60s);
-        mp::exit(0);
-      },
-      [&] {
-        REQUIRE_MESSAGE(queue.qsize() == 0, "the child's put finished before it was stopped");
-        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.put("x", 100ms), mp::Full); }) < 100ms + deadline_margin);
-        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.put_nowait("x"), mp::Full); }) < deadline_margin);
-        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get(100ms), mp::Empty); }) < 100ms + deadline_margin);
-        CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get_nowait(), mp::Empty); }) < deadline_margin);
-        CHECK(queue.qsize() == 0);  // the calls that timed out changed nothing
-      });
-  CHECK(code == 0);
-  // Continued, the child finished its put; everything works again.
-  CHECK(whole(queue.get(10s), stopped_item_size));
+  // The child cannot say when it holds the put lock, so a probe tells: with
+  // room in the queue, put_nowait fails only while the lock is held. On a
+  // loaded machine the child may not have reached it yet: then the probe is
+  // taken back and the round is run again, stopping the child later.
+  bool held = false;
+  for (auto into_the_put : {2ms, 20ms, 100ms, 300ms}) {
+    int code = with_stopped_child(
+        [&](std::atomic<int>& started) {
+          const std::string big = patterned(stopped_item_size, 11);
+          started = 1;
+          queue.put(big, 60s);
+          mp::exit(0);
+        },
+        [&] {
+          REQUIRE_MESSAGE(queue.qsize() == 0, "the child's put finished before it was stopped");
+          try {
+            queue.put_nowait("probe");
+            CHECK(queue.get_nowait() == "probe");
+            return;  // the child had not taken the lock yet
+          } catch (const mp::Full&) {
+            held = true;
+          }
+          CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.put("x", 100ms), mp::Full); }) < 100ms + deadline_margin);
+          CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.put_nowait("x"), mp::Full); }) < deadline_margin);
+          CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get(100ms), mp::Empty); }) < 100ms + deadline_margin);
+          CHECK(elapsed_in([&] { CHECK_THROWS_AS(queue.get_nowait(), mp::Empty); }) < deadline_margin);
+          CHECK(queue.qsize() == 0);  // the calls that timed out changed nothing
+        },
+        into_the_put);
+    CHECK(code == 0);
+    // Continued, the child finished its put; everything works again.
+    CHECK(whole(queue.get(10s), stopped_item_size));
+    if (held) break;
+  }
+  REQUIRE_MESSAGE(held, "the child never held the put lock when stopped");
   queue.put_nowait("x");
   CHECK(queue.get_nowait() == "x");
   CHECK(queue.empty());
@@ -739,8 +757,13 @@ TEST_CASE("Queue: timed and _nowait calls keep their deadline while a stopped co
   queue.put("next");
   int code = with_stopped_child(
       [&](std::atomic<int>& started) {
-        started = 1;
-        mp::exit(whole(queue.get(60s), stopped_item_size) ? 0 : 2);  // decoded under the get lock
+        // Raised under the get lock, before the 256 MiB record is decoded.
+        bool whole_item = false;
+        bool got = core_of(queue).get([&](std::string_view record) {
+          started = 1;
+          whole_item = whole(mp::detail::loads<std::string>(record, "test"), stopped_item_size);
+        }, mp::detail::Deadline::after(60s));
+        mp::exit(got && whole_item ? 0 : 2);
       },
       [&] {
         REQUIRE_MESSAGE(queue.qsize() == 2, "the child's get finished before it was stopped");
