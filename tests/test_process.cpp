@@ -1220,26 +1220,30 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("a child joins its own children when it ends, as Python's _bootstrap") {
-    Pipe report;
-    mp::Process p([&] {
-      mp::Process([&] {
-        std::this_thread::sleep_for(300ms);
-        put(report.write_end, "grandchild done\n");
-      }).start();
-      std::vector<int> mine = mp::active_children();
-      put(report.write_end, "grandchild " + std::to_string(mine.empty() ? 0 : mine[0]) + "\n");
-    });
-    p.start();
-    auto line = read_line(report.read_end);
-    REQUIRE(joined(p));
-    CHECK(p.exitcode() == 0);
-    int grandchild = 0;
-    REQUIRE(line.has_value());
-    REQUIRE(std::sscanf(line->c_str(), "grandchild %d", &grandchild) == 1);
-    CHECK(grandchild > 0);
-    CHECK(process_gone(grandchild));  // the child waited for it before ending
-    report.close_write();
-    CHECK(read_all(report.read_end, 1s) == "grandchild done\n");
+    for (bool through_std_exit : {false, true}) {
+      CAPTURE(through_std_exit);
+      Pipe report;
+      mp::Process p([&] {
+        mp::Process([&] {
+          std::this_thread::sleep_for(300ms);
+          put(report.write_end, "grandchild done\n");
+        }).start();
+        std::vector<int> mine = mp::active_children();
+        put(report.write_end, "grandchild " + std::to_string(mine.empty() ? 0 : mine[0]) + "\n");
+        if (through_std_exit) std::exit(4);
+      });
+      p.start();
+      auto line = read_line(report.read_end);
+      REQUIRE(joined(p));
+      CHECK(p.exitcode() == (through_std_exit ? 4 : 0));
+      int grandchild = 0;
+      REQUIRE(line.has_value());
+      REQUIRE(std::sscanf(line->c_str(), "grandchild %d", &grandchild) == 1);
+      CHECK(grandchild > 0);
+      CHECK(process_gone(grandchild));  // the child waited for it before ending
+      report.close_write();
+      CHECK(read_all(report.read_end, 1s) == "grandchild done\n");
+    }
   }
 
   TEST_CASE("at exit a non-daemon child whose Process was destroyed is joined, a daemon one terminated") {
