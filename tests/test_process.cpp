@@ -1203,7 +1203,7 @@ TEST_SUITE("process") {
       for (int n = in.get(kGenerous); n >= 0; n = in.get(kGenerous)) out.put(n * n);
     };
     auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < 2; ++i) mp::Process(worker, std::ref(tasks), std::ref(done)).start();
+    for (int i = 0; i < 2; ++i) mp::Process(worker, tasks, done).start();  // copies share the queues
     CHECK(seconds_since(start) < 5.0);  // the destructors did not wait for the workers
     for (int n = 1; n <= 10; ++n) tasks.put(n);
     int sum = 0;
