@@ -152,6 +152,10 @@ struct Identity {
 struct Registry {
   std::mutex mutex;
   std::vector<std::shared_ptr<detail::Child>> children;
+  // Set at the first start(), after the push; lets a child that started
+  // nothing end without taking the mutex, a write to a page it still shares
+  // copy-on-write with its parent. The vector itself is read under the mutex.
+  std::atomic<bool> ever_started{false};
 };
 
 // Children whose Process was destroyed while they ran (Python keeps them in
@@ -315,9 +319,10 @@ void stop_daemons(const std::vector<std::shared_ptr<detail::Child>>& children) {
 // handler) and at every mp child's end (after run() or std::exit), for that
 // child's own children; mp::exit, as os._exit, skips it.
 void join_children_at_exit() noexcept {
+  Registry& r = registry();
+  if (!r.ever_started.load(std::memory_order_acquire)) return;
   std::vector<std::shared_ptr<detail::Child>> children;
   {
-    Registry& r = registry();
     std::lock_guard lock(r.mutex);
     children = r.children;
   }
@@ -487,6 +492,7 @@ void Process::start() {
     Registry& r = registry();
     std::lock_guard lock(r.mutex);
     r.children.push_back(child);
+    r.ever_started.store(true, std::memory_order_release);
   }
   child_ = std::move(child);
   target_ = nullptr;  // as Python: the parent drops the target and its arguments
