@@ -1195,6 +1195,28 @@ TEST_SUITE("process") {
     }
   }
 
+  TEST_CASE("without an eventfd for the reaper, a destroyed Process's child is reaped by active_children") {
+    // In a child: its reaper is not started yet, and the fault stays there.
+    mp::Process p([] {
+      Pipe go;
+      int pid = 0;
+      mp::detail::inject_fault("eventfd", EMFILE);
+      {
+        mp::Process grandchild([&] { wait_for_go(go.read_end); });
+        grandchild.start();
+        pid = *grandchild.pid();
+      }
+      put(go.write_end, "g");
+      std::this_thread::sleep_for(300ms);
+      if (reaped(pid)) mp::exit(10);  // no reaper thread could have done it
+      if (has(mp::active_children(), pid)) mp::exit(11);  // it has ended: active_children reaps it
+      mp::exit(reaped(pid) ? 0 : 12);
+    });
+    p.start();
+    REQUIRE(joined(p));
+    CHECK(p.exitcode() == 0);
+  }
+
   TEST_CASE("the temporary idiom: mp::Process(worker, queue).start() then queue.put(stop)") {
     // CPython's mp_workers.py: Process(target=worker, args=(...)).start().
     mp::Queue<int> tasks;
