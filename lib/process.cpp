@@ -152,7 +152,7 @@ struct Identity {
 struct Registry {
   std::mutex mutex;
   std::vector<std::shared_ptr<detail::Child>> children;
-  // Set at the first start(), after the push; lets a child that started
+  // Set by start() after its push; lets a child that started
   // nothing end without taking the mutex, a write to a page it still shares
   // copy-on-write with its parent. The vector itself is read under the mutex.
   std::atomic<bool> ever_started{false};
@@ -218,7 +218,10 @@ void reap_orphans(State& self) noexcept {
         watched.assign(1, pollfd{orphans.wake.get(), POLLIN, 0});
         for (const auto& child : orphans.children) watched.push_back({child->sentinel.get(), POLLIN, 0});
       }
-      detail::retry("poll", [&] { return ::poll(watched.data(), watched.size(), -1); });
+      if (detail::retry("poll", [&] { return ::poll(watched.data(), watched.size(), -1); }) < 0) {
+        // ENOMEM, or more children than RLIMIT_NOFILE allows to poll: do not spin.
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
       std::uint64_t newcomers;
       detail::retry("read", [&] { return ::read(orphans.wake.get(), &newcomers, sizeof newcomers); });
       std::vector<std::shared_ptr<detail::Child>> ended;
