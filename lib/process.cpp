@@ -1,3 +1,17 @@
+// lib/process.cpp: Process, current_process, parent_process,
+// active_children, cpu_count, exit.
+// Invariants:
+//  - every started child is in its creator's registry until it is reaped;
+//    a pid is waited for only through Child::reap, under the Child's mutex,
+//    and signalled only through its pidfd, so a recycled pid is never touched;
+//  - destroying a Process neither waits nor kills (Python): a running child is
+//    handed to the process's reaper thread, started at the first such
+//    destruction, and stays registered until it ends;
+//  - at the normal exit of a process (the main one through atexit, an mp
+//    child after run() or through std::exit) the daemonic children still
+//    registered get SIGTERM, SIGKILL after 2 s, and all are joined;
+//  - a child takes no lock another thread of the parent may have held at
+//    fork: its State (identity, registry, reaper) is built before fork.
 #include "mp/process.hpp"
 
 #include <fcntl.h>
