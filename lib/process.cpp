@@ -1,3 +1,17 @@
+// lib/process.cpp: Process, current_process, parent_process,
+// active_children, cpu_count, exit.
+// Invariants:
+//  - every started child is in its creator's registry until it is reaped;
+//    a pid is waited for only through Child::reap, under the Child's mutex,
+//    and signalled only through its pidfd, so a recycled pid is never touched;
+//  - destroying a Process neither waits nor kills (Python): a running child is
+//    handed to the process's reaper thread, started at the first such
+//    destruction, and stays registered until it ends;
+//  - at the normal exit of a process (the main one through atexit, an mp
+//    child after run() or through std::exit) the daemonic children still
+//    registered get SIGTERM, SIGKILL after 2 s, and all are joined;
+//  - a child takes no lock another thread of the parent may have held at
+//    fork: its State (identity, registry, reaper) is built before fork.
 #include "mp/process.hpp"
 
 #include <fcntl.h>
@@ -5,6 +19,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -16,6 +31,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <thread>
 #include <typeinfo>
 
 #if __has_include(<ext/stdio_sync_filebuf.h>)
@@ -150,6 +166,28 @@ struct Identity {
 struct Registry {
   std::mutex mutex;
   std::vector<std::shared_ptr<detail::Child>> children;
+  // Set by start() after its push; lets a child that started
+  // nothing end without taking the mutex, a write to a page it still shares
+  // copy-on-write with its parent. The vector itself is read under the mutex.
+  std::atomic<bool> ever_started{false};
+};
+
+// Children whose Process was destroyed while they ran (Python keeps them in
+// active_children). One thread per process, started at the first adoption,
+// polls their sentinels (and an eventfd that announces newcomers) and reaps
+// each as it ends, through Child::reap, so that its pid is never waited for
+// twice. A program that joins its Processes never starts it.
+//
+// Fork safety: the thread takes only this mutex and the Child's and the
+// registry's, all of this process's State; a forked child gets a fresh State
+// (its own Orphanage, no thread until it orphans a child of its own), so no
+// lock the thread held at fork is ever taken in the child. It stays apart
+// from the Popen reaper in subprocess.cpp, which only needs waitpid, because
+// these children must keep their exit code and their place in the registry.
+struct Orphanage {
+  std::mutex mutex;
+  detail::FileDescriptor wake;  // the thread runs once this is open
+  std::vector<std::shared_ptr<detail::Child>> children;
 };
 
 // Everything a process knows of itself, fresh in every child. The parent
@@ -161,6 +199,7 @@ struct Registry {
 struct State {
   Identity identity;
   Registry registry;
+  Orphanage orphans;
 };
 
 State* current = nullptr;  // a child's State; null in the main process
@@ -180,6 +219,70 @@ void forget(const std::shared_ptr<detail::Child>& child) {
   Registry& r = registry();
   std::lock_guard lock(r.mutex);
   std::erase(r.children, child);
+}
+
+// The reaper thread of `self`'s Orphanage; runs until the process ends.
+void reap_orphans(State& self) noexcept {
+  Orphanage& orphans = self.orphans;
+  std::vector<pollfd> watched;
+  for (;;) {
+    try {
+      {
+        std::lock_guard lock(orphans.mutex);
+        watched.assign(1, pollfd{orphans.wake.get(), POLLIN, 0});
+        for (const auto& child : orphans.children) watched.push_back({child->sentinel.get(), POLLIN, 0});
+      }
+      if (detail::retry("poll", [&] { return ::poll(watched.data(), watched.size(), -1); }) < 0) {
+        // ENOMEM, or more children than RLIMIT_NOFILE allows to poll: do not spin.
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      std::uint64_t newcomers;
+      detail::retry("read", [&] { return ::read(orphans.wake.get(), &newcomers, sizeof newcomers); });
+      std::vector<std::shared_ptr<detail::Child>> ended;
+      {
+        std::lock_guard lock(orphans.mutex);
+        std::erase_if(orphans.children, [&](const std::shared_ptr<detail::Child>& child) {
+          pollfd exited{child->sentinel.get(), POLLIN, 0};
+          if (detail::retry("poll", [&] { return ::poll(&exited, 1, 0); }) <= 0) return false;
+          ended.push_back(child);
+          return true;
+        });
+      }
+      for (const auto& child : ended) {
+        // Dropped from the registry even if waitpid failed: poll() would
+        // report it again and again. Exit-time joining then skips it.
+        try {
+          child->reap(Wait::polled);
+        } catch (...) {
+        }
+        Registry& r = self.registry;
+        std::lock_guard lock(r.mutex);
+        std::erase(r.children, child);
+      }
+    } catch (...) {
+      // poll or read failing on our own descriptors: try again.
+    }
+  }
+}
+
+// Hands a running child over to the reaper thread. Without an eventfd or a
+// thread it stays in the registry only, reaped by active_children() or at exit.
+void adopt(std::shared_ptr<detail::Child> child) noexcept {
+  State& self = state();
+  Orphanage& orphans = self.orphans;
+  try {
+    std::lock_guard lock(orphans.mutex);
+    if (orphans.wake.get() < 0) {
+      detail::FileDescriptor wake(detail::check_described(
+          "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }, [] { return std::string("Process reaper"); }));
+      std::thread([&self] { reap_orphans(self); }).detach();
+      orphans.wake = std::move(wake);
+    }
+    orphans.children.push_back(std::move(child));
+    std::uint64_t one = 1;
+    detail::retry("write", [&] { return ::write(orphans.wake.get(), &one, sizeof one); });
+  } catch (...) {
+  }
 }
 
 // Whether `stream` may buffer output that std::fflush(nullptr) does not
@@ -214,16 +317,6 @@ void flush_stdio() noexcept {
   ::_exit(code);
 }
 
-// Registered once, in the parent, at its first start(), after the parent's
-// own earlier handlers: in a child it runs before them, so std::exit(n) there
-// flushes and ends with n without running them. In the parent it does nothing.
-// Registering it in the child instead would take glibc's exit-function lock,
-// which another thread of the parent may have held at fork (atexit, the first
-// use of a function-local static, exit): the child would hang for ever.
-void child_exit_handler(int status, void*) {
-  if (current) exit_process(status);
-}
-
 // How long a daemonic child has between SIGTERM and SIGKILL.
 constexpr auto kDaemonGrace = std::chrono::seconds(2);
 
@@ -237,20 +330,39 @@ void stop_daemons(const std::vector<std::shared_ptr<detail::Child>>& children) {
     if (child->daemon && !child->exited_by(deadline)) child->signal(SIGKILL);
 }
 
-// Python terminates daemonic children and joins the others at exit.
-void join_children_at_exit() {
+// Python's exit function (util._exit_function): terminates the daemonic
+// children and joins the others, the ones whose Process was destroyed while
+// they ran included. Runs at the main process's normal exit (an atexit
+// handler) and at every mp child's end (after run() or std::exit), for that
+// child's own children; mp::exit, as os._exit, skips it.
+void join_children_at_exit() noexcept {
+  Registry& r = registry();
+  if (!r.ever_started.load(std::memory_order_acquire)) return;
   std::vector<std::shared_ptr<detail::Child>> children;
   {
-    Registry& r = registry();
     std::lock_guard lock(r.mutex);
     children = r.children;
   }
+  if (children.empty()) return;
   try {
     stop_daemons(children);
     for (auto& child : children) child->reap(Wait::yes);
   } catch (...) {
     // An exit handler must not throw; what is left is reaped by init.
   }
+}
+
+// Registered once, in the parent, at its first start(), after the parent's
+// own earlier handlers: in a child it runs before them, so std::exit(n) there
+// joins the child's own children, flushes and ends with n without running
+// them. In the parent it does nothing. Registering it in the child instead
+// would take glibc's exit-function lock, which another thread of the parent
+// may have held at fork (atexit, the first use of a function-local static,
+// exit): the child would hang for ever.
+void child_exit_handler(int status, void*) {
+  if (!current) return;
+  join_children_at_exit();
+  exit_process(status);
 }
 
 bool is_null_device(int fd) {
@@ -300,23 +412,27 @@ Process::Process(ProcessOptions options)
   name_ = options.name.empty() ? "Process-" + identity_ : std::move(options.name);
 }
 
-Process::~Process() { finish(); }
+Process::~Process() { release(); }
 
-void Process::finish() noexcept {
-  if (!child_ || child_->reaped()) return;
+// As Python, neither waits nor kills: a child still running goes on, in
+// active_children(), and the reaper thread reaps it when it ends.
+void Process::release() noexcept {
+  if (!child_) return;
   try {
-    stop_daemons({child_});
-    child_->reap(Wait::yes);
-    forget(child_);
+    if (child_->reap(Wait::no)) {
+      forget(child_);
+      return;
+    }
   } catch (...) {
   }
+  adopt(std::move(child_));
 }
 
 Process::Process(Process&&) noexcept = default;
 
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
-    finish();
+    release();
     identity_ = std::move(other.identity_);
     name_ = std::move(other.name_);
     daemon_ = other.daemon_;
@@ -351,7 +467,8 @@ void Process::start() {
                    .daemon = daemon_,
                    .parent = ProcessInfo{me.name, detail::current_pid(), me.daemon},
                    .identity = identity_},
-      .registry = {}});
+      .registry = {},
+      .orphans = {}});
   auto child = std::make_shared<detail::Child>();
   child->name = name_;
   child->daemon = daemon_;
@@ -378,6 +495,7 @@ void Process::start() {
       std::fprintf(stderr, "Process %s:\nan exception that is not a std::exception\n", name_.c_str());
       code = 1;
     }
+    join_children_at_exit();
     exit_process(code);
   }
   child->pid = pid;
@@ -391,6 +509,7 @@ void Process::start() {
     Registry& r = registry();
     std::lock_guard lock(r.mutex);
     r.children.push_back(child);
+    r.ever_started.store(true, std::memory_order_release);
   }
   child_ = std::move(child);
   target_ = nullptr;  // as Python: the parent drops the target and its arguments

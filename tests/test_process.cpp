@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "mp/detail/fd.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/process.hpp"
+#include "mp/queues.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -184,6 +186,13 @@ int open_fd_count() {
     ::closedir(dir);
   }
   return count - 1;  // the directory stream itself
+}
+
+// Reaped by someone (mp): no longer our child, where a zombie still is.
+// WNOWAIT: looking does not reap it.
+bool reaped(int pid) {
+  siginfo_t info{};
+  return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == -1 && errno == ECHILD;
 }
 
 bool fd_is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
@@ -885,31 +894,13 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("a daemon child that ignores SIGTERM is SIGKILLed after the grace period") {
-    auto ignoring_daemon = [] {
-      return mp::Process(mp::ProcessOptions{.name = "", .daemon = true}, [] {
-        ::signal(SIGTERM, SIG_IGN);
-        std::this_thread::sleep_for(100s);
-      });
-    };
-    SUBCASE("by ~Process") {
-      int pid = 0;
-      auto start = std::chrono::steady_clock::now();
-      {
-        mp::Process p = ignoring_daemon();
-        p.start();
-        pid = *p.pid();
-        std::this_thread::sleep_for(200ms);  // SIGTERM is ignored by then
-      }
-      double took = seconds_since(start);
-      CHECK(took > 2.0);  // the grace period is 2 s
-      CHECK(took < 3.5);
-      CHECK(process_gone(pid));
-    }
     SUBCASE("at the parent's exit") {
       auto start = std::chrono::steady_clock::now();
       test_support::Program helper({MP_TEST_HELPERS "/process_exit", "ignoring-daemon"});
       CHECK(helper.wait() == 0);
-      CHECK(seconds_since(start) < 5.0);  // 2 s grace, not the daemon's 100 s
+      double took = seconds_since(start);
+      CHECK(took > 2.0);  // SIGTERM was ignored: the 2 s grace ran out
+      CHECK(took < 5.0);  // not the daemon's 100 s
       int daemon_pid = 0;
       REQUIRE(std::sscanf(helper.out().c_str(), "pid %d", &daemon_pid) == 1);
       CHECK(test_support::all_gone_within({daemon_pid}, 1s));
@@ -1165,31 +1156,131 @@ TEST_SUITE("process") {
     CHECK(r.exitcode() == 12);
   }
 
-  TEST_CASE("destroying a running process: daemon terminated and non-daemon joined") {
-    int daemon_pid = 0;
-    auto start = std::chrono::steady_clock::now();
-    {
-      mp::Process p(mp::ProcessOptions{.name = "", .daemon = true}, [] { std::this_thread::sleep_for(100s); });
-      p.start();
-      daemon_pid = *p.pid();
-    }
-    CHECK(seconds_since(start) < 20.0);
-    CHECK(process_gone(daemon_pid));  // terminated and reaped, no zombie
-    CHECK_FALSE(has(mp::active_children(), daemon_pid));
+  TEST_CASE("destroying a running process neither waits nor kills; it is reaped when it ends") {
+    for (bool daemon : {true, false}) {
+      CAPTURE(daemon);
+      Pipe go;
+      Pipe report;
+      int pid = 0;
+      int pidfd = -1;  // our own watch on the child, to time its reaping
+      auto start = std::chrono::steady_clock::now();
+      {
+        mp::Process p(mp::ProcessOptions{.name = "", .daemon = daemon}, [&] {
+          wait_for_go(go.read_end);
+          put(report.write_end, "finished\n");
+        });
+        p.start();
+        pid = *p.pid();
+        pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        REQUIRE(pidfd >= 0);
+      }
+      CHECK(seconds_since(start) < 1.0);  // the child waits for go: we did not wait for it
+      CHECK_FALSE(process_gone(pid));     // nor killed it
+      CHECK(has(mp::active_children(), pid));
+      std::this_thread::sleep_for(100ms);
+      CHECK_FALSE(process_gone(pid));
 
-    Pipe report;
-    int worker_pid = 0;
-    {
-      mp::Process p(mp::ProcessOptions{.name = "", .daemon = false}, [&] {
-        std::this_thread::sleep_for(300ms);
-        put(report.write_end, "finished\n");
+      put(go.write_end, "g");
+      CHECK(read_line(report.read_end) == std::optional<std::string>("finished"));
+      pollfd exited{pidfd, POLLIN, 0};
+      REQUIRE(::poll(&exited, 1, static_cast<int>(std::chrono::milliseconds(kGenerous).count())) == 1);
+      auto ended = std::chrono::steady_clock::now();
+      // Reaped by mp without any call of ours: waitid cannot see it any more.
+      // The reaper thread wakes on the child's pidfd at once; 300 ms is margin.
+      while (!reaped(pid) && seconds_since(ended) < 5.0) std::this_thread::sleep_for(1ms);
+      CHECK(reaped(pid));
+      CHECK(seconds_since(ended) < 0.3);
+      CHECK_FALSE(has(mp::active_children(), pid));
+      ::close(pidfd);
+    }
+  }
+
+  TEST_CASE("without an eventfd for the reaper, a destroyed Process's child is reaped by active_children") {
+    // In a child: its reaper is not started yet, and the fault stays there.
+    mp::Process p([] {
+      Pipe go;
+      int pid = 0;
+      mp::detail::inject_fault("eventfd", EMFILE);
+      {
+        mp::Process grandchild([&] { wait_for_go(go.read_end); });
+        grandchild.start();
+        pid = *grandchild.pid();
+      }
+      put(go.write_end, "g");
+      std::this_thread::sleep_for(300ms);
+      if (reaped(pid)) mp::exit(10);  // no reaper thread could have done it
+      if (has(mp::active_children(), pid)) mp::exit(11);  // it has ended: active_children reaps it
+      mp::exit(reaped(pid) ? 0 : 12);
+    });
+    p.start();
+    REQUIRE(joined(p));
+    CHECK(p.exitcode() == 0);
+  }
+
+  TEST_CASE("the temporary idiom: mp::Process(worker, queue).start() then queue.put(stop)") {
+    // CPython's mp_workers.py: Process(target=worker, args=(...)).start().
+    mp::Queue<int> tasks;
+    mp::Queue<int> done;
+    auto worker = [](mp::Queue<int>& in, mp::Queue<int>& out) {
+      for (int n = in.get(kGenerous); n >= 0; n = in.get(kGenerous)) out.put(n * n);
+    };
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 2; ++i) mp::Process(worker, tasks, done).start();  // copies share the queues
+    CHECK(seconds_since(start) < 5.0);  // the destructors did not wait for the workers
+    for (int n = 1; n <= 10; ++n) tasks.put(n);
+    int sum = 0;
+    for (int n = 1; n <= 10; ++n) sum += done.get(kGenerous);
+    CHECK(sum == 385);
+    std::vector<int> workers = mp::active_children();
+    for (int i = 0; i < 2; ++i) tasks.put(-1);  // the stop items
+    auto until = std::chrono::steady_clock::now() + kGenerous;
+    while (std::any_of(workers.begin(), workers.end(), [](int pid) { return !reaped(pid); }) &&
+           std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(5ms);
+    for (int pid : workers) CHECK(reaped(pid));
+    CHECK(mp::active_children().empty());
+  }
+
+  TEST_CASE("a child joins its own children when it ends, as Python's _bootstrap") {
+    for (bool through_std_exit : {false, true}) {
+      CAPTURE(through_std_exit);
+      Pipe report;
+      mp::Process p([&] {
+        mp::Process([&] {
+          std::this_thread::sleep_for(300ms);
+          put(report.write_end, "grandchild done\n");
+        }).start();
+        std::vector<int> mine = mp::active_children();
+        put(report.write_end, "grandchild " + std::to_string(mine.empty() ? 0 : mine[0]) + "\n");
+        if (through_std_exit) std::exit(4);
       });
       p.start();
-      worker_pid = *p.pid();
+      auto line = read_line(report.read_end);
+      REQUIRE(joined(p));
+      CHECK(p.exitcode() == (through_std_exit ? 4 : 0));
+      int grandchild = 0;
+      REQUIRE(line.has_value());
+      REQUIRE(std::sscanf(line->c_str(), "grandchild %d", &grandchild) == 1);
+      CHECK(grandchild > 0);
+      CHECK(process_gone(grandchild));  // the child waited for it before ending
+      report.close_write();
+      CHECK(read_all(report.read_end, 1s) == "grandchild done\n");
     }
-    CHECK(process_gone(worker_pid));
-    report.close_write();
-    CHECK(read_all(report.read_end, 10s) == "finished\n");  // it ran to its end
+  }
+
+  TEST_CASE("at exit a non-daemon child whose Process was destroyed is joined, a daemon one terminated") {
+    auto start = std::chrono::steady_clock::now();
+    test_support::Program helper({MP_TEST_HELPERS "/process_exit", "scoped"});
+    CHECK(helper.wait() == 0);
+    CHECK(seconds_since(start) < 20.0);  // the daemon sleeps 60 s: it was terminated
+    int daemon_pid = 0, worker_pid = 0;
+    REQUIRE(std::sscanf(helper.out().c_str(), "pids %d %d", &daemon_pid, &worker_pid) == 2);
+    // main returned before the worker's output; the exit waited for all of it.
+    std::string out = helper.out();
+    out.erase(0, out.find('\n') + 1);
+    CHECK(out == "main returns\nworker 1\nworker 2\nworker 3\nworker done\nstatic destructor in " +
+                     std::to_string(helper.pid()) + "\n");
+    CHECK(test_support::all_gone_within({daemon_pid, worker_pid}, 10s));
   }
 
   TEST_CASE("join is not interrupted by signals") {

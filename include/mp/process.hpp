@@ -41,15 +41,24 @@ struct Child;
 // after printing "Process <name>:" and the exception for an uncaught
 // exception, -N when killed by signal N.
 //
+// Lifetime, as Python: destroying a started Process whose child still runs
+// neither waits nor kills. The child goes on, stays in active_children(), and
+// mp reaps it as soon as it ends (one reaper thread per process, started at
+// the first such destruction; see lib/process.cpp), so
+// `mp::Process(worker, queue).start();` on a temporary works. At the normal
+// exit of the creating process (return from main, std::exit) mp does what
+// Python's exit handler does: it terminates the remaining daemonic children
+// and joins the others; an mp child does the same for its own children when
+// it ends, except through mp::exit (Python's os._exit).
+//
 // Differs from Python: the child never runs the parent's atexit handlers or
 // static destructors registered before its first start(), even through
 // std::exit (mp's own handler, registered once in the parent then, ends the
 // child first; nothing is registered in the child, which takes no lock after
-// fork); a daemonic child still running 2 s after SIGTERM (at ~Process or at
-// the parent's exit) gets SIGKILL; reaping is deterministic (join,
-// is_alive, exitcode, active_children and the destructor reap; no zombie
-// outlives the object); the sentinel is a pidfd; destroying a started Process
-// whose child runs terminates a daemon child and joins a non-daemon one.
+// fork); a daemonic child still running 2 s after the exit-time SIGTERM gets
+// SIGKILL; reaping is deterministic (join, is_alive, exitcode,
+// active_children, and the reaper thread for destroyed Processes; Python
+// leaves zombies until its next start()); the sentinel is a pidfd.
 // A child reaped by someone else (SIGCHLD ignored, waitpid(-1) elsewhere)
 // counts as ended with an unknown code: join returns, exitcode() stays
 // nullopt (Python: None), is_alive() is false (Python would say True).
@@ -98,7 +107,7 @@ class Process {
  private:
   void join_until(detail::Deadline deadline);
   void require_open(const char* method) const;
-  void finish() noexcept;
+  void release() noexcept;
 
   std::string identity_;  // Python's _identity: "1", then "1:1" for its children, ...
   std::string name_;

@@ -5,8 +5,12 @@
 //                  run in a child that calls std::exit(3)
 //   leak         : leaked Process objects; at exit the daemon child is
 //                  terminated and the non-daemon child joined
-//   ignoring-daemon: a leaked daemon child ignores SIGTERM; the exit-time
-//                  join must SIGKILL it after the grace period
+//   scoped       : Process objects destroyed in main while their children
+//                  run; main returns before the non-daemon worker's output,
+//                  the exit joins it (its output complete) and terminates
+//                  the daemon child
+//   ignoring-daemon: a daemon child, its Process destroyed, ignores SIGTERM;
+//                  the exit-time join must SIGKILL it after the grace period
 //   closed-stdout: a child writing into a closed stdout pipe exits with 5
 #include <signal.h>
 #include <unistd.h>
@@ -68,13 +72,34 @@ int leak() {
   return 0;
 }
 
+int scoped() {
+  {
+    mp::Process daemon(mp::ProcessOptions{.name = "", .daemon = true},
+                       [] { std::this_thread::sleep_for(std::chrono::seconds(60)); });
+    mp::Process worker([] {
+      for (int line = 1; line <= 3; ++line) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::printf("worker %d\n", line);
+        std::fflush(stdout);
+      }
+      std::printf("worker done\n");
+    });
+    daemon.start();
+    worker.start();
+    std::printf("pids %d %d\n", *daemon.pid(), *worker.pid());
+  }
+  std::printf("main returns\n");
+  std::fflush(stdout);
+  return 0;
+}
+
 int ignoring_daemon() {
-  auto* daemon = leaked_daemon = new mp::Process(mp::ProcessOptions{.name = "", .daemon = true}, [] {
+  mp::Process daemon(mp::ProcessOptions{.name = "", .daemon = true}, [] {
     ::signal(SIGTERM, SIG_IGN);
     std::this_thread::sleep_for(std::chrono::seconds(100));
   });
-  daemon->start();
-  std::printf("pid %d\n", *daemon->pid());
+  daemon.start();
+  std::printf("pid %d\n", *daemon.pid());
   std::fflush(stdout);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // SIGTERM is ignored by then
   return 0;
@@ -108,6 +133,7 @@ int main(int argc, char** argv) {
   if (mode == "stdio") return stdio();
   if (mode == "atexit") return atexit_not_inherited();
   if (mode == "leak") return leak();
+  if (mode == "scoped") return scoped();
   if (mode == "ignoring-daemon") return ignoring_daemon();
   if (mode == "closed-stdout") return closed_stdout();
   return 2;
