@@ -3,7 +3,9 @@
 //
 // Every error the library raises derives from mp::Error, itself a
 // std::runtime_error. what() always names the object and what went wrong, e.g.
-// "Queue.put: queue is closed". Python's AssertionError misuse cases map to
+// "Queue.put: queue is closed". The one exception to the rule: an exception
+// re-raised from another process is what was thrown there, a standard
+// exception too, and an mp::RemoteError (see below). Python's AssertionError misuse cases map to
 // ProcessError or ValueError; Python's OSError cases map to mp::OSError, which
 // keeps the errno.
 #pragma once
