@@ -3,13 +3,16 @@
 // that caught it to the one that re-raises it (detail/remote_exception.hpp).
 //
 // Invariants: the table is written only during static initialization (the
-// library's types when it is first used, users' types by
+// library's types when the library is loaded, users' types by
 // MP_REMOTE_EXCEPTION), so reading it needs no lock; capturing never loses
 // an exception (a type that cannot be described travels by name and
 // message); decoding never trusts the record (bounded archive, all bytes
 // accounted for) and fails only with SerializationError.
 #include "mp/detail/remote_exception.hpp"
 
+#include <new>
+#include <stdexcept>
+#include <system_error>
 #include <typeindex>
 #include <unordered_map>
 
@@ -53,6 +56,11 @@ Table& table() {
   static Table instance;
   return instance;
 }
+
+// Built when the library is loaded, so that no process, least of all a
+// worker forked while another thread held glibc's exit-handler lock, builds
+// it (and registers its destructor under that lock) on its first failure.
+[[maybe_unused]] const Table& built_at_start = table();
 
 // The record of `error`, known to the table as `type` (or not at all).
 void append_record(std::string& out, const std::string& name, std::string message,

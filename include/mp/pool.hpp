@@ -262,6 +262,10 @@ std::size_t default_chunksize(std::size_t items, int processes);
 // Callables travel by address (functions, captureless lambdas) or through
 // cereal (functors with state); a capturing lambda does not compile (see
 // detail/pool_task.hpp); arguments and results travel through cereal.
+// A task that throws fails at its position with what it threw, re-raised as
+// in Python: a standard, mp:: or MP_REMOTE_EXCEPTION type as itself and
+// mp::RemoteError, any other as an mp::Error and mp::RemoteError naming it
+// (see RemoteError in mp/errors.hpp).
 //
 // Differs from Python:
 //  - a worker that dies mid-task (SIGKILL, segfault, _exit) fails exactly that

@@ -14,14 +14,13 @@
 // allocation.
 //
 // Registered types live in a table filled at static initialization (the
-// standard and mp:: types by the library, users' types by
+// standard and mp:: types when the library is loaded, users' types by
 // MP_REMOTE_EXCEPTION at namespace scope) and only read afterwards, so it
 // needs no lock: a worker forked while another thread reads it cannot
 // inherit a held lock.
 #pragma once
 
 #include <exception>
-#include <new>
 #include <string>
 #include <string_view>
 #include <system_error>
