@@ -11,6 +11,7 @@
 #include "mp/detail/remote_exception.hpp"
 
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 #include <typeindex>
@@ -65,25 +66,28 @@ Table& table() {
 // The record of `error`, known to the table as `type` (or not at all).
 void append_record(std::string& out, const std::string& name, std::string message,
                    const RemoteExceptionType* type, const std::exception* error) {
-  std::string fields;
+  std::optional<std::string> fields;
   if (type && error) {
     try {
-      OutputArchive archive(fields);
-      if (!type->save(archive, *error)) type = nullptr;
+      OutputArchive archive(fields.emplace());
+      if (!type->save(archive, *error)) fields.reset();
     } catch (const std::exception& e) {
-      type = nullptr;
+      fields.reset();
       message += " (its fields could not be serialized: " + std::string(e.what()) + ")";
     }
-    if (!type) fields.clear();
   }
   OutputArchive archive(out);
   archive(name, message, fields);
 }
 
-// An exception of a type not in the table: what() names the type.
-Remote<Error> unregistered(std::string name, std::string message, std::string_view context) {
-  std::string what = std::string(context) + name + ": " + message;
+// An exception rebuilt as an mp::Error, whatever its type was.
+Remote<Error> plain(std::string name, std::string message, std::string what) {
   return Remote<Error>(Error(what), std::move(name), std::move(message), std::move(what));
+}
+
+std::string type_and_message(std::string_view context, const std::string& name,
+                             const std::string& message) {
+  return std::string(context) + name + ": " + message;
 }
 
 }  // namespace
@@ -128,14 +132,15 @@ ExceptionRecord decode_exception_record(std::string_view bytes, std::string_view
 std::exception_ptr rethrowable(const ExceptionRecord& record, std::string_view object,
                                std::string_view context) {
   const RemoteExceptionType* type = table().find(record.type_name);
-  // Fields of a type this program does not know (a peer of another build)
-  // cannot be read: the name and message still can.
-  if (!type) return std::make_exception_ptr(unregistered(record.type_name, record.message, context));
-  std::string what = context.empty()
-                         ? record.message
-                         : std::string(context) + record.type_name + ": " + record.message;
+  // A type this program does not know (a peer of another build) cannot be
+  // rebuilt, nor can one sent without its fields: the name and message can.
+  if (!type || !record.fields)
+    return std::make_exception_ptr(plain(record.type_name, record.message,
+                                         type_and_message(context, record.type_name, record.message)));
+  std::string what =
+      context.empty() ? record.message : type_and_message(context, record.type_name, record.message);
   try {
-    InputArchive archive(record.fields);
+    InputArchive archive(*record.fields);
     std::exception_ptr error = type->load(archive, record.type_name, record.message, what);
     if (archive.remaining() != 0)
       throw SerializationError(std::to_string(archive.remaining()) + " bytes left over");
@@ -150,7 +155,11 @@ Remote<Error> as_plain_remote_error(const std::exception& error) {
   auto* remote = dynamic_cast<const RemoteError*>(&error);
   std::string name = remote ? remote->type_name() : demangle(typeid(error).name());
   std::string message = remote ? RemoteErrorAccess::message(*remote) : std::string(error.what());
-  return unregistered(std::move(name), std::move(message), {});
+  // A what() that is more than the message already names the type (and any
+  // context, such as the pool's initializer); keep it.
+  std::string what = remote && message != error.what() ? std::string(error.what())
+                                                      : type_and_message({}, name, message);
+  return plain(std::move(name), std::move(message), std::move(what));
 }
 
 }  // namespace mp::detail

@@ -63,8 +63,27 @@ struct Lopsided : std::runtime_error {
   }
 };
 
+// A registered type whose fields refuse to be saved: it travels unregistered.
+struct Unsaveable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+  template <class Archive>
+  void save(Archive&) const {
+    throw std::runtime_error("Unsaveable refuses");
+  }
+  template <class Archive>
+  void load(Archive&) {}
+};
+
+// An error category that is neither the generic nor the system one.
+struct PrinterCategory : std::error_category {
+  const char* name() const noexcept override { return "printer"; }
+  std::string message(int) const override { return "out of paper"; }
+};
+const PrinterCategory printer_category;
+
 }  // namespace test_remote
 
+MP_REMOTE_EXCEPTION(test_remote::Unsaveable)
 MP_REMOTE_EXCEPTION(test_remote::QuotaExceeded)
 MP_REMOTE_EXCEPTION(test_remote::Exhausted)
 MP_REMOTE_EXCEPTION(test_remote::Lopsided)
@@ -82,7 +101,7 @@ enum Kind : int {
   range_error, overflow_error, underflow_error, bad_alloc, system_error, mp_error, value_error,
   timeout_error, os_error, file_not_found, worker_lost, buffer_too_short, quota_exceeded,
   exhausted, unregistered, not_an_exception, nested_remote, nested_unregistered, lopsided,
-  kinds
+  unsaveable, other_category, kinds
 };
 
 std::string message_of(int kind) { return "failure number " + std::to_string(kind); }
@@ -126,6 +145,8 @@ int fail(int kind) {
       throw mp::Remote<mp::Error>(mp::Error("Elsewhere: " + message), "Elsewhere", message,
                                   "Elsewhere: " + message);
     case lopsided: throw Lopsided(message);
+    case unsaveable: throw Unsaveable(message);
+    case other_category: throw std::system_error(3, printer_category, message);
   }
   return kind;
 }
@@ -285,6 +306,18 @@ TEST_CASE("an unregistered type, or no std::exception at all, stays a RemoteErro
                               "unknown exception: something that is not a std::exception was thrown");
 }
 
+TEST_CASE("a registered type whose value cannot be described travels as unregistered, nothing lost") {
+  mp::Pool pool(2);
+  check_arrives_as<mp::Error>(
+      failure_of(pool, unsaveable), "test_remote::Unsaveable",
+      "test_remote::Unsaveable: " + message_of(unsaveable) +
+          " (its fields could not be serialized: Unsaveable refuses)");
+  const std::string printer_what =
+      std::system_error(3, printer_category, message_of(other_category)).what();
+  check_arrives_as<mp::Error>(failure_of(pool, other_category), "std::system_error",
+                              "std::system_error: " + printer_what);
+}
+
 TEST_CASE("an exception re-raised from another process and thrown on keeps its first type and message") {
   mp::Pool pool(2);
   check_arrives_as<std::out_of_range>(failure_of(pool, nested_remote), "std::out_of_range",
@@ -408,13 +441,20 @@ TEST_CASE("a failure record whose fields do not decode fails its task with Seria
 TEST_CASE("hostile exception records: SerializationError, never a crash or a claimed allocation") {
   using mp::detail::decode_exception_record;
   using mp::detail::rethrowable;
-  auto encode = [](const std::string& type, const std::string& message, const std::string& fields) {
+  auto encode = [](const std::string& type, const std::string& message,
+                   const std::optional<std::string>& fields) {
     std::string out;
     mp::detail::OutputArchive archive(out);
     archive(type, message, fields);
     return out;
   };
   const std::string honest = encode("std::invalid_argument", "bad", "");
+  CHECK_THROWS_WITH_AS(std::rethrow_exception(rethrowable(decode_exception_record(honest, "test"), "test")),
+                       "bad", std::invalid_argument);
+  // The fields' presence flag must be a bool.
+  std::string not_a_flag = honest;
+  not_a_flag[not_a_flag.size() - 1 - sizeof(std::uint64_t)] = 7;
+  CHECK_THROWS_AS(decode_exception_record(not_a_flag, "test"), mp::SerializationError);
   CHECK_NOTHROW(decode_exception_record(honest, "test"));
   for (std::size_t cut = 0; cut < honest.size(); ++cut)
     CHECK_THROWS_AS(decode_exception_record(std::string_view(honest).substr(0, cut), "test"),
@@ -427,7 +467,7 @@ TEST_CASE("hostile exception records: SerializationError, never a crash or a cla
   std::memcpy(huge.data(), &claim, sizeof claim);
   CHECK_THROWS_AS(decode_exception_record(huge, "test"), mp::SerializationError);
 
-  auto rebuild = [&](const std::string& type, const std::string& fields) {
+  auto rebuild = [&](const std::string& type, const std::optional<std::string>& fields) {
     return rethrowable(decode_exception_record(encode(type, "m", fields), "test"), "test");
   };
   CHECK_THROWS_AS(rebuild("mp::OSError", "ab"), mp::SerializationError);         // truncated code
@@ -442,4 +482,7 @@ TEST_CASE("hostile exception records: SerializationError, never a crash or a cla
   std::exception_ptr unknown = rebuild("Elsewhere", "fields");
   CHECK_THROWS_WITH_AS(std::rethrow_exception(unknown), "Elsewhere: m", mp::Remote<mp::Error>);
   CHECK_NOTHROW(rebuild("mp::OSError", std::string(4, '\0')));
+  // Sent without fields: rebuilt as unregistered, named.
+  CHECK_THROWS_WITH_AS(std::rethrow_exception(rebuild("mp::OSError", std::nullopt)),
+                       "mp::OSError: m", mp::Remote<mp::Error>);
 }

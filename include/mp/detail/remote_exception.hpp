@@ -6,8 +6,9 @@
 //   capture_current_exception(out)  inside a catch block, in the thrower;
 //   decode_exception_record(bytes)  then rethrowable(record), in the caller.
 //
-// Record: three cereal strings, the demangled type name, the message
-// (what()), and the type's own fields as its codec wrote them. The record
+// Record (cereal): the demangled type name, the message (what()), and, for a
+// registered type, its own fields as its codec wrote them (an optional
+// string: absent when the type travels unregistered). The record
 // comes from another process, so decoding trusts nothing: it goes through the
 // bounded archive, and a record that does not decode, or whose fields do not
 // fit its type, is a SerializationError, never a crash or a claimed-size
@@ -21,6 +22,7 @@
 #pragma once
 
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -148,7 +150,7 @@ void capture_current_exception(std::string& out);
 struct ExceptionRecord {
   std::string type_name;
   std::string message;
-  std::string fields;
+  std::optional<std::string> fields;  // absent: rebuild it as unregistered
 };
 
 // Decodes a record that makes up all of `bytes`. Throws SerializationError
