@@ -31,6 +31,7 @@
 #include "mp/detail/fd.hpp"
 #include "mp/detail/identity.hpp"
 #include "mp/detail/pool_messages.hpp"
+#include "mp/detail/remote_exception.hpp"
 #include "mp/detail/shared_mapping.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/process.hpp"
@@ -119,23 +120,21 @@ struct Delivery {
   std::exception_ptr error;  // null: succeeded with `payload`
 };
 
-std::exception_ptr remote_error(const std::string& type_name, const std::string& message) {
-  if (type_name == "mp::SerializationError")
-    return std::make_exception_ptr(SerializationError(message));
-  return std::make_exception_ptr(RemoteError(type_name + ": " + message, type_name));
-}
-
 // Makes `result` a failure record for the exception being handled.
 void describe_current_exception(std::string& result, ResultKind kind, std::uint32_t worker,
                                 std::uint64_t generation, std::uint64_t seq) {
+  begin_result(result, kind, worker, generation, seq);
+  capture_current_exception(result);
+}
+
+// The exception a failure record stands for; a record that does not decode
+// fails its task with that SerializationError instead.
+std::exception_ptr remote_failure(const ResultRecord& message, std::string_view context = {}) {
   try {
-    throw;
-  } catch (const std::exception& e) {
-    begin_result(result, kind, worker, generation, seq, demangle(typeid(e).name()));
-    result.append(e.what());
+    return rethrowable(decode_exception_record(message.payload, "Pool: a worker's failure record"),
+                       "Pool: a worker's failure record", context);
   } catch (...) {
-    begin_result(result, kind, worker, generation, seq, "unknown exception");
-    result.append("a task threw something that is not a std::exception");
+    return std::current_exception();
   }
 }
 
@@ -363,8 +362,7 @@ struct PoolCore::State {
       if (it == worker.in_flight.end()) return;  // cancelled by terminate()
       auto job = jobs.find(it->job);
       std::exception_ptr error;
-      if (message.kind == ResultKind::failed)
-        error = remote_error(std::string(message.type_name), std::string(message.payload));
+      if (message.kind == ResultKind::failed) error = remote_failure(message);
       deliveries.push_back(Delivery{it->job, job->second.job, it->task.index, error});
       worker.in_flight.erase(it);
       worker.learn_run_time(message.run_ns);
@@ -388,9 +386,7 @@ struct PoolCore::State {
     {
       std::lock_guard lock(mutex);
       if (broken) return;
-      std::string type(message.type_name);
-      broken = std::make_exception_ptr(RemoteError(
-          "Pool: the worker initializer threw " + type + ": " + std::string(message.payload), type));
+      broken = remote_failure(message, "Pool: the worker initializer threw ");
       fail_everything(broken, deliveries);
     }
     deliver(deliveries);

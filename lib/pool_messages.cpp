@@ -56,15 +56,13 @@ TaskRecord decode_task(std::string_view record) {
 }
 
 void begin_result(std::string& out, ResultKind kind, std::uint32_t worker,
-                  std::uint64_t generation, std::uint64_t seq, std::string_view type_name) {
+                  std::uint64_t generation, std::uint64_t seq) {
   out.clear();
   append(out, static_cast<std::uint8_t>(kind));
   append(out, worker);
   append(out, generation);
   append(out, seq);
   append(out, std::uint64_t{0});  // the run time, stamped once known
-  append(out, static_cast<std::uint32_t>(type_name.size()));
-  out.append(type_name);
 }
 
 void stamp_run_time(std::string& result, std::uint64_t run_ns) {
@@ -84,7 +82,6 @@ ResultRecord decode_result(std::string_view record) {
   result.generation = reader.take<std::uint64_t>();
   result.seq = reader.take<std::uint64_t>();
   result.run_ns = reader.take<std::uint64_t>();
-  result.type_name = reader.take_bytes(reader.take<std::uint32_t>());
   result.payload = reader.rest();
   return result;
 }

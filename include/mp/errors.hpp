@@ -3,13 +3,16 @@
 //
 // Every error the library raises derives from mp::Error, itself a
 // std::runtime_error. what() always names the object and what went wrong, e.g.
-// "Queue.put: queue is closed". Python's AssertionError misuse cases map to
+// "Queue.put: queue is closed". The one exception to the rule: an exception
+// re-raised from another process is what was thrown there, a standard
+// exception too, and an mp::RemoteError (see below). Python's AssertionError misuse cases map to
 // ProcessError or ValueError; Python's OSError cases map to mp::OSError, which
 // keeps the errno.
 #pragma once
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace mp {
 
@@ -78,16 +81,76 @@ class ValueError : public Error {
   using Error::Error;
 };
 
-// A pool task threw. type_name() is the demangled type of what was thrown
-// ("std::runtime_error"); what() contains its message.
-class RemoteError : public Error {
+namespace detail {
+struct RemoteErrorAccess;
+}
+
+// An exception thrown in another process (a pool task, its worker's
+// initializer) and re-raised here: Python re-raises the worker's exception
+// object itself. RemoteError is what every such exception has in common:
+// type_name() is the demangled type that was thrown ("std::invalid_argument"),
+// what() its message.
+//
+// It is a mixin, not an exception on its own: what the caller catches is a
+// Remote<E>, both the thrown type E and RemoteError, for E among
+//  - the standard exceptions of <stdexcept> (std::logic_error,
+//    std::invalid_argument, std::domain_error, std::length_error,
+//    std::out_of_range, std::runtime_error, std::range_error,
+//    std::overflow_error, std::underflow_error), std::bad_alloc and
+//    std::system_error (its code() too, for the generic and system
+//    categories);
+//  - every mp:: error above and below (mp::Error itself included), with its
+//    own fields (OSError::code(), WorkerLost::exitcode(),
+//    BufferTooShort::message());
+//  - a user's type registered with MP_REMOTE_EXCEPTION(Type) at namespace
+//    scope (mp/detail/remote_exception.hpp, included by mp/mp.hpp). The type
+//    derives from std::exception, is not final, is copyable, and is
+//    constructible from its message (a std::string) or else by default; its
+//    other state crosses if it has a cereal serialize() member, which must
+//    serialize its own fields only, not the std::exception base:
+//      struct QuotaExceeded : std::runtime_error {
+//        using std::runtime_error::runtime_error;
+//        int limit = 0;
+//        template <class Archive> void serialize(Archive& archive) { archive(limit); }
+//      };
+//      MP_REMOTE_EXCEPTION(QuotaExceeded)
+// So `catch (const std::invalid_argument&)`, `catch (const mp::RemoteError&)`
+// and `catch (const std::exception&)` all catch a task's std::invalid_argument,
+// and what() is its message, unchanged. Any other type (or something that is
+// not a std::exception) arrives as Remote<mp::Error>: an mp::Error and a
+// RemoteError whose what() is "type: message".
+// RemoteError has no std::exception base of its own, so that a Remote<E> has
+// exactly one and `catch (const std::exception&)` is never ambiguous; hence a
+// remote standard exception is not an mp::Error (it is the standard type).
+class RemoteError {
  public:
-  RemoteError(const std::string& what, std::string type_name)
-      : Error(what), type_name_(std::move(type_name)) {}
+  virtual ~RemoteError() = default;
   const std::string& type_name() const noexcept { return type_name_; }
+  virtual const char* what() const noexcept { return what_.c_str(); }
+
+ protected:
+  RemoteError(std::string type_name, std::string message, std::string what)
+      : type_name_(std::move(type_name)), message_(std::move(message)), what_(std::move(what)) {}
+  RemoteError(const RemoteError&) = default;
+  RemoteError& operator=(const RemoteError&) = default;
 
  private:
+  friend struct detail::RemoteErrorAccess;
   std::string type_name_;
+  std::string message_;  // what() in the other process, to send on unchanged
+  std::string what_;
+};
+
+// The exception E thrown in another process, re-raised here (see RemoteError).
+template <class E>
+class Remote final : public E, public RemoteError {
+ public:
+  Remote(E original, std::string type_name, std::string message, std::string what)
+      : E(std::move(original)),
+        RemoteError(std::move(type_name), std::move(message), std::move(what)) {}
+  // Both bases' what(): the remote message, even where E cannot be rebuilt
+  // with it (std::bad_alloc, std::system_error).
+  const char* what() const noexcept override { return RemoteError::what(); }
 };
 
 // The worker running a task died (Python's Pool hangs here). exitcode() is the

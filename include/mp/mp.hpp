@@ -4,6 +4,7 @@
 
 #include "mp/connection.hpp"
 #include "mp/detail/archive.hpp"  // cereal support for the standard library
+#include "mp/detail/remote_exception.hpp"  // MP_REMOTE_EXCEPTION
 #include "mp/errors.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"

@@ -33,7 +33,12 @@ struct PoolOptions {
 //   pool.apply_async(mp::Callbacks{on_value, on_error}, f, args...)
 //   pool.map_async(mp::Callbacks{on_list, nullptr}, f, inputs)
 // on_value gets the result (the whole vector for map_async; nothing for a void
-// result), on_error gets the task's mp::Error. Either may be nullptr. They run
+// result), on_error gets the task's error. on_error takes either
+// `const std::exception&`, and gets the error as it is (a task's
+// std::invalid_argument arrives as mp::Remote<std::invalid_argument>, see
+// mp::RemoteError), or `const mp::Error&`, and gets a remote standard
+// exception as a plain mp::Remote<mp::Error> ("std::invalid_argument:
+// message"). Either may be nullptr. They run
 // in the pool's result thread, as in Python, and must be quick. A callback that
 // throws does not hurt the pool: its exception becomes what get() throws.
 template <class OnValue = std::nullptr_t, class OnError = std::nullptr_t>
@@ -211,7 +216,8 @@ template <class R, class A, class B>
 CallbackSet<R> to_callback_set(Callbacks<A, B> callbacks) {
   CallbackSet<R> set;
   if constexpr (!std::is_null_pointer_v<A>) set.on_value = std::move(callbacks.callback);
-  if constexpr (!std::is_null_pointer_v<B>) set.on_error = std::move(callbacks.error_callback);
+  if constexpr (!std::is_null_pointer_v<B>)
+    set.on_error = error_callback_for(std::move(callbacks.error_callback));
   return set;
 }
 
@@ -256,6 +262,10 @@ std::size_t default_chunksize(std::size_t items, int processes);
 // Callables travel by address (functions, captureless lambdas) or through
 // cereal (functors with state); a capturing lambda does not compile (see
 // detail/pool_task.hpp); arguments and results travel through cereal.
+// A task that throws fails at its position with what it threw, re-raised as
+// in Python: a standard, mp:: or MP_REMOTE_EXCEPTION type as itself and
+// mp::RemoteError, any other as an mp::Error and mp::RemoteError naming it
+// (see RemoteError in mp/errors.hpp).
 //
 // Differs from Python:
 //  - a worker that dies mid-task (SIGKILL, segfault, _exit) fails exactly that

@@ -22,6 +22,7 @@
 #include "mp/detail/deadline.hpp"
 #include "mp/detail/futex.hpp"
 #include "mp/detail/pool_task.hpp"
+#include "mp/detail/remote_exception.hpp"
 #include "mp/errors.hpp"
 
 namespace mp::detail {
@@ -36,7 +37,8 @@ class Job {
 };
 
 // Callbacks of the _async forms. on_value gets the result (nothing for void
-// results, the whole vector for map_async); on_error gets the task's error.
+// results, the whole vector for map_async); on_error gets the task's error
+// (error_callback_for adapts the user's callback to it).
 // Both run in the pool's result thread. If one throws, that exception becomes
 // the job's outcome and the pool goes on.
 template <class R>
@@ -51,8 +53,32 @@ struct ValueCallbackOf<void> {
 template <class R>
 struct CallbackSet {
   typename ValueCallbackOf<R>::type on_value;
-  std::function<void(const mp::Error&)> on_error;
+  std::function<void(const std::exception&)> on_error;
 };
+
+// A user's error callback takes `const std::exception&` (every error, as its
+// own type) or `const mp::Error&`, the form from before remote standard
+// exceptions kept their type: that form gets such an exception as the
+// Remote<mp::Error> it used to be.
+template <class OnError>
+std::function<void(const std::exception&)> error_callback_for(OnError on_error) {
+  if constexpr (std::is_invocable_v<OnError&, const std::exception&>) {
+    return on_error;
+  } else {
+    static_assert(std::is_invocable_v<OnError&, const mp::Error&>,
+                  "mp::Callbacks: the error_callback must take const std::exception& or const "
+                  "mp::Error&");
+    if constexpr (std::is_constructible_v<bool, const OnError&>) {
+      if (!static_cast<bool>(on_error)) return {};  // an empty std::function
+    }
+    return [on_error = std::move(on_error)](const std::exception& e) mutable {
+      if (auto* error = dynamic_cast<const mp::Error*>(&e))
+        on_error(*error);
+      else
+        on_error(as_plain_remote_error(e));
+    };
+  }
+}
 
 // Calls the callback that fits the outcome; returns the outcome to store (the
 // callback's own exception, if it threw).
@@ -64,7 +90,7 @@ std::exception_ptr run_callbacks(const CallbackSet<R>& callbacks, const Stored* 
       if (callbacks.on_error) {
         try {
           std::rethrow_exception(error);
-        } catch (const mp::Error& e) {
+        } catch (const std::exception& e) {
           callbacks.on_error(e);
         }
       }

@@ -5,7 +5,8 @@
 //
 //   task:   seq u64 | runner u64 | payload            (seq 0: exit)
 //   result: kind u8 | worker u32 | generation u64 | seq u64 | run time u64 |
-//           type length u32 | type name | payload
+//           payload (succeeded: the encoded result; failed and
+//           initializer_failed: the exception's record, detail/remote_exception.hpp)
 #pragma once
 
 #include <cstddef>
@@ -28,9 +29,8 @@ struct ResultRecord {
   std::uint32_t worker = 0;
   std::uint64_t generation = 0;
   std::uint64_t seq = 0;
-  std::uint64_t run_ns = 0;    // how long the task took in the worker
-  std::string_view type_name;  // failed: the thrown type
-  std::string_view payload;    // succeeded: the encoded result; failed: what()
+  std::uint64_t run_ns = 0;  // how long the task took in the worker
+  std::string_view payload;  // succeeded: the encoded result; failed: the exception record
 };
 
 // A task record is built with its header left blank (begin_task, then the
@@ -46,7 +46,7 @@ TaskRecord decode_task(std::string_view record);
 // Writes a result's header into `out` (cleared first); the payload is then
 // appended to `out` by whoever produces it.
 void begin_result(std::string& out, ResultKind kind, std::uint32_t worker,
-                  std::uint64_t generation, std::uint64_t seq, std::string_view type_name = {});
+                  std::uint64_t generation, std::uint64_t seq);
 // Sets the run time in a result record begun by begin_result.
 void stamp_run_time(std::string& result, std::uint64_t run_ns);
 // Throws SerializationError if the record is malformed.
