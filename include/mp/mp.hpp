@@ -5,6 +5,7 @@
 #include "mp/connection.hpp"
 #include "mp/detail/archive.hpp"  // cereal support for the standard library
 #include "mp/errors.hpp"
+#include "mp/object.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
 #include "mp/queues.hpp"
