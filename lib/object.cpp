@@ -70,7 +70,10 @@ bool valid_utf8(std::string_view text) {
         continue;
       }
     }
-    if (decode_utf8(text, at) < 0) return false;
+    if (static_cast<unsigned char>(text[at]) < 0x80)
+      ++at;
+    else if (decode_utf8(text, at) < 0)
+      return false;
   }
   return true;
 }

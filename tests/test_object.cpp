@@ -491,7 +491,8 @@ TEST_CASE("Queue<Object> carries mixed items and a None sentinel between process
 }
 
 TEST_CASE("a pickle received as a C++ type, and an Object inside a cereal value") {
-  auto [a, b] = mp::Pipe();
+  auto [a, receiver] = mp::Pipe();
+  mp::Connection b = receiver;  // a lambda cannot capture a structured binding in C++20
   a.send(Object(Tuple{1, "x"}));
   CHECK(error_text<mp::SerializationError>([&] { b.recv<int>(); }) ==
         "Connection.recv: the message holds a pickle (a Python peer's send()): receive it as mp::Object, "

@@ -52,7 +52,7 @@ class Tuple {
  public:
   Tuple() = default;
   Tuple(std::initializer_list<Object> items);
-  explicit Tuple(std::vector<Object> items) : items_(std::move(items)) {}
+  explicit Tuple(std::vector<Object> items);
   const std::vector<Object>& items() const noexcept { return items_; }
   std::size_t size() const noexcept;
   const Object& operator[](std::size_t index) const;  // IndexError when out of range
@@ -329,6 +329,7 @@ struct DictItem {
 };
 
 inline Tuple::Tuple(std::initializer_list<Object> items) : items_(items) {}
+inline Tuple::Tuple(std::vector<Object> items) : items_(std::move(items)) {}
 inline bool Tuple::operator==(const Tuple& other) const { return items_ == other.items_; }
 inline std::size_t Tuple::size() const noexcept { return items_.size(); }
 inline std::vector<Object>::const_iterator Tuple::begin() const noexcept { return items_.begin(); }
