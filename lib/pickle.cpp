@@ -252,7 +252,7 @@ LoadInfo& info_of(const Object& container) {
 class Unpickler {
  public:
   explicit Unpickler(std::string_view input)
-      : input_(input), cost_limit_((std::uint64_t{1} << 26) + 16 * std::uint64_t{input.size()}) {}
+      : input_(input), cost_limit_((std::uint64_t{1} << 20) + 16 * std::uint64_t{input.size()}) {}
   // The stack keeps its capacity for the thread's next loads: freeing and
   // growing it again each time made glibc return and refetch its pages,
   // which cost more than the decoding of a 1,000-item dict.
@@ -331,14 +331,17 @@ class Unpickler {
     push(Object(std::string(text)));
   }
 
-  // What walking `object` costs: one per value, plus its bytes.
+  // What walking `object` (dumps, repr, a copy) costs: one per value, plus
+  // one per 64 bytes of text, so that a hostile kilobyte cannot become more
+  // than about a million values, while an honest pickle may still refer to
+  // one long string many times.
   static std::uint64_t cost_of(const Object& object) {
     if (is_container(object)) return info_of(object).cost;
     if (!ObjectAccess::in_heap(object)) return 1;
     switch (object.kind()) {
-      case Kind::integer: return 1 + ObjectAccess::box<std::string>(object).value.size();
-      case Kind::str: return 1 + object.as<std::string>().size();
-      default: return 1 + object.as<Bytes>().size();
+      case Kind::integer: return 1 + ObjectAccess::box<std::string>(object).value.size() / 64;
+      case Kind::str: return 1 + object.as<std::string>().size() / 64;
+      default: return 1 + object.as<Bytes>().size() / 64;
     }
   }
   // Records that `child` now lives in `container`, refusing what the bounds forbid.
