@@ -155,6 +155,7 @@ TEST_CASE("repr is Python's") {
 
 TEST_CASE("equality and hash are Python's") {
   CHECK(Object(1) == Object(1.0));
+  CHECK(Object(1.0) == Object(1));  // both orders
   CHECK(Object(true) == Object(1));
   CHECK(Object(false) == Object(0.0));
   CHECK(Object(1) != Object(1.5));
