@@ -332,16 +332,15 @@ class Unpickler {
   }
 
   // What walking `object` (dumps, repr, a copy) costs: one per value, plus
-  // one per 64 bytes of text, so that a hostile kilobyte cannot become more
-  // than about a million values, while an honest pickle may still refer to
-  // one long string many times.
+  // its bytes (repr and dumps touch each), so that a hostile kilobyte
+  // cannot become more than about a million units of work.
   static std::uint64_t cost_of(const Object& object) {
     if (is_container(object)) return info_of(object).cost;
     if (!ObjectAccess::in_heap(object)) return 1;
     switch (object.kind()) {
-      case Kind::integer: return 1 + ObjectAccess::box<std::string>(object).value.size() / 64;
-      case Kind::str: return 1 + object.as<std::string>().size() / 64;
-      default: return 1 + object.as<Bytes>().size() / 64;
+      case Kind::integer: return 1 + ObjectAccess::box<std::string>(object).value.size();
+      case Kind::str: return 1 + object.as<std::string>().size();
+      default: return 1 + object.as<Bytes>().size();
     }
   }
   // Records that `child` now lives in `container`, refusing what the bounds forbid.

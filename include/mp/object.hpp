@@ -400,7 +400,10 @@ void dump_into(std::string& out, const Object& object);
 // opcode and its offset. Nothing is imported, called or executed. Memory
 // stays proportional to the input: a length or memo index the rest of the
 // input cannot back is refused before anything is allocated, and values
-// referenced many times through the memo are shared, not copied.
+// referenced many times through the memo are shared, not copied; a pickle
+// whose memo references would expand it beyond 2^20 + 16 × its size (values
+// plus bytes of text) is refused, so walking the result (repr, dumps, ==)
+// costs no more than that.
 Object loads(std::string_view data);
 
 }  // namespace pickle
