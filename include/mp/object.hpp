@@ -162,7 +162,6 @@ class Set {
 };
 
 namespace detail {
-class Unpickler;
 struct ObjectAccess;
 }  // namespace detail
 
@@ -385,6 +384,7 @@ namespace pickle {
 // pickle.dumps(obj, protocol=4): accepted by Python 3.4 and later. Nesting
 // deeper than 1000 throws mp::SerializationError.
 std::string dumps(const Object& object);
+// The same, appended to `out` (a buffer that keeps its capacity).
 void dump_into(std::string& out, const Object& object);
 
 // pickle.loads(data) for pickles of protocols 2 to 5 (and the binary opcodes
