@@ -175,6 +175,17 @@ TEST_CASE("equality and hash are Python's") {
   CHECK(Object(Dict{{1, "one"}, {1.0, "float"}, {true, "bool"}}).size() == 1);
   CHECK(Object(Dict{{1, "one"}, {1.0, "float"}}).repr() == "{1: 'float'}");
   CHECK(Object(None) == Object(nullptr));
+  // A reserved dict indexes from its first key (fuzz_pickle found a duplicate key).
+  Dict reserved;
+  reserved.reserve(100);
+  reserved.set("a", 1);
+  reserved.set("a", 2);
+  CHECK(reserved.size() == 1);
+  CHECK(reserved.at("a") == Object(2));
+  Set reserved_set;
+  reserved_set.reserve(100);
+  CHECK(reserved_set.add(1));
+  CHECK(!reserved_set.add(1.0));
   CHECK(error_text<mp::TypeError>([] { Object(List{}).hash(); }) ==
         "Object: unhashable type: 'list'");
   CHECK(error_text<mp::TypeError>([] { Dict{{List{}, 1}}; }) == "Object: unhashable type: 'list'");
