@@ -45,6 +45,7 @@ BENCHES = [
     ("bench_queue", "queue_peer.py"),
     ("bench_queue_sizes", "queue_sizes_peer.py"),
     ("bench_pool", "pool.py"),
+    ("bench_object", "object_peer.py"),
 ]
 PEERS = ["python", "boost", "raw"]  # the table's columns, in order
 TIMEOUT = 600  # seconds for one executable or peer run
@@ -354,6 +355,9 @@ def write_doc(header, lines, rows, info, errors, plotted):
         "for reference (not a floor: its producer rewrites slots the consumer has just read).",
         "- queue_mbps_<size>: the throughput plot above.",
         "- pool_*: Pool(2) map (default chunksize and chunksize 1) and apply_async().get() of x*x.",
+        "- queue_object_tuple_1to1: Queue<Object> of the tuple (1, 'abc', 2.5) from a producer process; "
+        "Python's Queue of the same tuple.",
+        "- pickle_dict_1000: pickle dumps then loads of {'key0': 0, ..., 'key999': 999}; Python's C pickle.",
         "",
     ]
     with open(DOC, "w") as file:

@@ -174,15 +174,20 @@ std::string_view strip_type_tag(std::string_view message, const char* mangled,
                                 std::string_view object) {
   std::string_view wanted(mangled);
   if (wanted.size() > 255) wanted = wanted.substr(0, 255);
-  if (message.empty() || static_cast<unsigned char>(message[0]) + 1u > message.size())
+  const bool short_message = message.empty() || static_cast<unsigned char>(message[0]) + 1u > message.size();
+  std::string_view sent = short_message ? "" : message.substr(1, static_cast<unsigned char>(message[0]));
+  if (!short_message && sent == wanted) return message.substr(1 + sent.size());
+  // A pickle starts with PROTO (0x80) and its version.
+  if (message.size() > 1 && message[0] == '\x80' && message[1] <= 5)
+    throw SerializationError(std::string(object) +
+                             ": the message holds a pickle (a Python peer's send()): receive it as "
+                             "mp::Object, but " + demangle(mangled) + " was requested");
+  if (short_message)
     throw SerializationError(std::string(object) + ": cannot deserialize " + demangle(mangled) +
                              ": the message is not an mp object (no type tag)");
-  std::string_view sent = message.substr(1, static_cast<unsigned char>(message[0]));
-  if (sent != wanted)
-    throw SerializationError(std::string(object) + ": the message holds " +
-                             demangle(std::string(sent).c_str()) + " but " + demangle(mangled) +
-                             " was requested");
-  return message.substr(1 + sent.size());
+  throw SerializationError(std::string(object) + ": the message holds " +
+                           demangle(std::string(sent).c_str()) + " but " + demangle(mangled) +
+                           " was requested");
 }
 
 }  // namespace mp::detail

@@ -39,7 +39,8 @@ struct Table {
             std::out_of_range, std::runtime_error, std::range_error, std::overflow_error,
             std::underflow_error, std::bad_alloc, std::system_error>();
     add_all<Error, ProcessError, TimeoutError, BufferTooShort, AuthenticationError, Empty, Full,
-            EOFError, BrokenBarrierError, ValueError, WorkerLost, CancelledError,
+            EOFError, BrokenBarrierError, ValueError, TypeError, IndexError, KeyError,
+            OverflowError, WorkerLost, CancelledError,
             SerializationError, OSError, FileExistsError, FileNotFoundError>();
   }
 

@@ -81,6 +81,29 @@ class ValueError : public Error {
   using Error::Error;
 };
 
+// TypeError, IndexError, KeyError, OverflowError: misuse of an mp::Object
+// (as<T>() of another type, an index or key that is not there, an int that
+// does not fit the requested C++ type), as Python raises them.
+class TypeError : public Error {
+ public:
+  using Error::Error;
+};
+
+class IndexError : public Error {
+ public:
+  using Error::Error;
+};
+
+class KeyError : public Error {
+ public:
+  using Error::Error;
+};
+
+class OverflowError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 struct RemoteErrorAccess;
 }

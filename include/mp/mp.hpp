@@ -6,6 +6,7 @@
 #include "mp/detail/archive.hpp"  // cereal support for the standard library
 #include "mp/detail/remote_exception.hpp"  // MP_REMOTE_EXCEPTION
 #include "mp/errors.hpp"
+#include "mp/object.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
 #include "mp/queues.hpp"

@@ -37,6 +37,7 @@
 #include <type_traits>
 #include <typeinfo>
 
+#include "mp/detail/own_encoding.hpp"
 #include "mp/errors.hpp"
 
 namespace mp::detail {
@@ -129,6 +130,23 @@ void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const cereal::BinaryData<T>& b
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, cereal::BinaryData<T>& bd) {
   ar.loadBinary(bd.data, static_cast<std::size_t>(bd.size));
+}
+
+// A type with its own encoding, inside a cereal-serialized value: its bytes
+// as a string.
+template <class T>
+  requires has_own_encoding<T>
+void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const T& value) {
+  std::string bytes;
+  OwnEncoding<T>::dump(bytes, value);
+  ar(bytes);
+}
+template <class T>
+  requires has_own_encoding<T>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, T& value) {
+  std::string bytes;
+  ar(bytes);
+  value = OwnEncoding<T>::load(bytes);
 }
 
 // The readable name of a type, for error messages: demangled, with the
@@ -334,7 +352,9 @@ template <class T>
 void dump_into(std::string& out, const T& value, std::string_view object) {
   const std::size_t mark = out.size();
   try {
-    if constexpr (has_plain_encoding<T>) {
+    if constexpr (has_own_encoding<T>) {
+      OwnEncoding<T>::dump(out, value);
+    } else if constexpr (has_plain_encoding<T>) {
       PlainEncoding<T> encoding(value);
       out.append(encoding.head());
       out.append(encoding.body());
@@ -364,7 +384,9 @@ T loads(std::string_view bytes, std::string_view object) {
   try {
     // The plain decodings take only well-formed bytes; anything else goes the
     // cereal way, which names what is wrong.
-    if constexpr (std::is_same_v<T, bool>) {
+    if constexpr (has_own_encoding<T>) {
+      return OwnEncoding<T>::load(bytes);
+    } else if constexpr (std::is_same_v<T, bool>) {
       if (bytes.size() == 1 && static_cast<unsigned char>(bytes[0]) <= 1) {
         value = bytes[0] == 1;
         return value;
@@ -407,14 +429,17 @@ std::string_view strip_type_tag(std::string_view message, const char* mangled,
 template <class T>
 std::string dumps_tagged(const T& value, std::string_view object) {
   std::string out;
-  append_type_tag(out, typeid(T).name());
+  if constexpr (!has_own_encoding<T>) append_type_tag(out, typeid(T).name());
   dump_into(out, value, object);
   return out;
 }
 
 template <class T>
 T loads_tagged(std::string_view message, std::string_view object) {
-  return loads<T>(strip_type_tag(message, typeid(T).name(), object), object);
+  if constexpr (has_own_encoding<T>)
+    return loads<T>(message, object);
+  else
+    return loads<T>(strip_type_tag(message, typeid(T).name(), object), object);
 }
 
 }  // namespace mp::detail
