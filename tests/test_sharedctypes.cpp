@@ -247,16 +247,22 @@ TEST_CASE("a caller's Lock shared by two Values: one holder blocks the other's g
   mp::Array<int, mp::Lock> cells(2, lock);
   mp::Event held, may_release;
   mp::Process holder([&] {
-    counter.get_lock().acquire();
+    if (!counter.get_lock().acquire(patience)) mp::exit(1);
     held.set();
-    may_release.wait(30s);
+    may_release.wait(patience);
     counter.get_lock().release();
   });
   holder.start();
   REQUIRE(held.wait(patience));
-  CHECK_FALSE(ratio.get_lock().acquire(100ms));
-  CHECK_FALSE(cells.get_lock().acquire(false));
-  CHECK_FALSE(lock.acquire(false));
+  // Each acquire that wrongly succeeds is undone, so that a failure cannot hang the test.
+  auto taken = [](mp::Lock& other, auto... timeout) {
+    bool got = other.acquire(timeout...);
+    if (got) other.release();
+    return got;
+  };
+  CHECK_FALSE(taken(ratio.get_lock(), 100ms));
+  CHECK_FALSE(taken(cells.get_lock(), false));
+  CHECK_FALSE(taken(lock, false));
   may_release.set();
   CHECK(ratio.get_lock().acquire(patience));
   ratio.get_lock().release();
@@ -264,7 +270,7 @@ TEST_CASE("a caller's Lock shared by two Values: one holder blocks the other's g
   CHECK(holder.exitcode() == 0);
 
   // store() and load() take the caller's lock too: a child's store waits for it.
-  lock.acquire();
+  REQUIRE(lock.acquire(patience));
   mp::Process writer([&] { ratio.store(2.0); });
   writer.start();
   writer.join(300ms);
