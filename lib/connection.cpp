@@ -812,6 +812,12 @@ int Connection::fileno() const {
   return state_->fd();
 }
 
+std::string Connection::repr() const {
+  if (state_->closed()) return "<Connection closed>";
+  return "<Connection fileno=" + std::to_string(state_->fd()) + (state_->readable() ? " readable" : "") +
+         (state_->writable() ? " writable" : "") + ">";
+}
+
 int Waitable::fileno() const {
   return std::visit([](auto* object) {
     if constexpr (std::is_same_v<decltype(object), Process*>)

@@ -19,6 +19,7 @@
 
 #include "mp/detail/archive.hpp"
 #include "mp/detail/deadline.hpp"
+#include "mp/detail/repr.hpp"
 #include "mp/errors.hpp"
 #include "mp/process.hpp"
 
@@ -76,6 +77,9 @@ class ConnectionState;
 // mp::EOFError once everything sent before is read; one that died inside a
 // message gives mp::OSError ("got end of file during message"). Writing to a
 // closed peer throws mp::OSError(EPIPE); SIGPIPE never fires.
+//
+// repr() (and operator<<): <Connection fileno=5 readable writable>, or
+// <Connection closed>. Python prints only its class and address.
 class Connection {
  public:
   // Takes ownership of `fd`, a connected socket or a pipe end, as Python's
@@ -123,6 +127,7 @@ class Connection {
   bool readable() const;
   bool writable() const;
   int fileno() const;
+  std::string repr() const;
 
  private:
   void require_writable(std::string_view method) const;
