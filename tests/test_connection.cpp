@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -1021,6 +1022,19 @@ TEST_CASE("wait over a range of one type gives pointers to the ready elements") 
   workers[1].join(20s);
   CHECK(mp::wait(workers, 0s) == std::vector<mp::Process*>{&workers[0], &workers[1]});
   for (auto& worker : workers) worker.join(20s);
+}
+
+TEST_CASE("repr and operator<< of a Connection: its descriptor and directions, or closed") {
+  auto [a, b] = Pipe();
+  auto [reader, writer] = Pipe(false);
+  CHECK(a.repr() == "<Connection fileno=" + std::to_string(a.fileno()) + " readable writable>");
+  CHECK(reader.repr() == "<Connection fileno=" + std::to_string(reader.fileno()) + " readable>");
+  std::ostringstream printed;
+  printed << writer;
+  CHECK(printed.str() == "<Connection fileno=" + std::to_string(writer.fileno()) + " writable>");
+  Connection copy = a;
+  a.close();
+  CHECK(copy.repr() == "<Connection closed>");
 }
 
 TEST_CASE("samples/pipe prints what the writer process sent") {

@@ -84,10 +84,12 @@ class Queue {
   std::string repr() const { return repr_as("Queue"); }
 
  protected:
-  std::string repr_as(std::string_view kind) const {
+  // SimpleQueue has no maxsize to show.
+  std::string repr_as(std::string_view kind, bool with_maxsize = true) const {
     std::string text = "<" + std::string(kind);
     if (state_->closed) return text + " closed>";
-    return text + " maxsize=" + std::to_string(state_->core.maxsize()) + " qsize=" + std::to_string(qsize()) + ">";
+    if (with_maxsize) text += " maxsize=" + std::to_string(state_->core.maxsize());
+    return text + " qsize=" + std::to_string(qsize()) + ">";
   }
 
   struct State {
@@ -160,7 +162,7 @@ class Queue {
 
 // SimpleQueue<T> (Python: multiprocessing.SimpleQueue): an unbounded Queue
 // with only put, get, empty and close. Same sharing, blocking and crash
-// behaviour as Queue. repr(): <SimpleQueue maxsize=0 qsize=1>.
+// behaviour as Queue. repr(): <SimpleQueue qsize=1>.
 template <class T>
 class SimpleQueue {
  public:
@@ -168,7 +170,7 @@ class SimpleQueue {
   T get() { return queue_.get(); }
   bool empty() const { return queue_.empty(); }
   void close() { queue_.close(); }
-  std::string repr() const { return queue_.repr_as("SimpleQueue"); }
+  std::string repr() const { return queue_.repr_as("SimpleQueue", false); }
 
  private:
   // A Queue of its own kind, so that repr() can name it.
