@@ -143,8 +143,10 @@ class RawValue : public detail::AtomicOperations<RawValue<T>, T> {
 //
 // A fixed number of trivially copyable T in anonymous shared memory, zero
 // filled, from an initializer list, or copied from any range (a vector, a
-// string, a view; bytes such as a std::span<const std::byte> give each byte
-// as 0..255, like Python's bytes), with its own RLock. The lock argument is
+// string, a view; each element converted as by static_cast, so an int too
+// big for a short wraps where Python raises OverflowError; bytes such as a
+// std::span<const std::byte> give each byte as 0..255, like Python's bytes),
+// with its own RLock. The lock argument is
 // Python's lock=, as for Value: false (no lock; get_lock() throws
 // mp::ValueError) or a caller's Lock or RLock to share. operator[] is
 // unchecked; at() throws ValueError out of range (Python: IndexError).

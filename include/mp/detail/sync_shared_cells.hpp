@@ -59,7 +59,7 @@ T element_from(const From& from) {
   if constexpr (std::same_as<From, std::byte> && !std::same_as<T, std::byte>)
     return static_cast<T>(std::to_integer<unsigned char>(from));
   else
-    return from;
+    return static_cast<T>(from);  // the range's elements convert to T: asked for, not a slip
 }
 
 // size elements of T after a Header, in one mapping of their own.
