@@ -678,18 +678,34 @@ std::vector<char> wait_ready(const std::vector<int>& fds,
   }
 }
 
-std::vector<int> wait_until(const std::vector<int>& fds, Deadline deadline) {
+std::vector<char> ready_flags(const std::vector<int>& fds, Deadline deadline) {
   std::vector<std::shared_ptr<ConnectionState>> states;
   states.reserve(fds.size());
   for (int fd : fds) {
     if (fd < 0) throw ValueError("wait: invalid file descriptor " + std::to_string(fd));
     states.push_back(Registry::instance().find(fd));
   }
-  std::vector<char> ready = wait_ready(fds, states, deadline, std::nullopt, "wait");
-  std::vector<int> result;
-  for (std::size_t i = 0; i < fds.size(); ++i)
-    if (ready[i]) result.push_back(fds[i]);
+  return wait_ready(fds, states, deadline, std::nullopt, "wait");
+}
+
+// The elements of `watched` whose flag is set, in order.
+template <class T>
+std::vector<T> select_ready(std::span<const T> watched, const std::vector<char>& ready) {
+  std::vector<T> result;
+  for (std::size_t i = 0; i < watched.size(); ++i)
+    if (ready[i]) result.push_back(watched[i]);
   return result;
+}
+
+std::vector<int> wait_until(const std::vector<int>& fds, Deadline deadline) {
+  return select_ready(std::span<const int>(fds), ready_flags(fds, deadline));
+}
+
+std::vector<Waitable> wait_objects_until(std::span<const Waitable> objects, Deadline deadline) {
+  std::vector<int> fds;
+  fds.reserve(objects.size());
+  for (const Waitable& object : objects) fds.push_back(object.fileno());
+  return select_ready(objects, ready_flags(fds, deadline));
 }
 
 bool poll_connection(const std::shared_ptr<ConnectionState>& state, Deadline deadline,
@@ -794,6 +810,21 @@ bool Connection::writable() const { return state_->writable(); }
 int Connection::fileno() const {
   state_->require_open("Connection.fileno");
   return state_->fd();
+}
+
+std::string Connection::repr() const {
+  if (state_->closed()) return "<Connection closed>";
+  return "<Connection fileno=" + std::to_string(state_->fd()) + (state_->readable() ? " readable" : "") +
+         (state_->writable() ? " writable" : "") + ">";
+}
+
+int Waitable::fileno() const {
+  return std::visit([](auto* object) {
+    if constexpr (std::is_same_v<decltype(object), Process*>)
+      return object->sentinel();
+    else
+      return object->fileno();
+  }, object_);
 }
 
 std::pair<Connection, Connection> Pipe(bool duplex) {

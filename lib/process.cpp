@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <typeinfo>
 
@@ -50,6 +51,7 @@ namespace detail {
 // children (active_children, exit-time joining).
 struct Child {
   pid_t pid = -1;
+  pid_t parent_pid = -1;    // the process that started it
   FileDescriptor sentinel;  // a pidfd, readable once the child has exited
   std::string name;
   bool daemon = false;
@@ -499,6 +501,7 @@ void Process::start() {
     exit_process(code);
   }
   child->pid = pid;
+  child->parent_pid = detail::current_pid();
   if (!child->watch()) {
     // Without a sentinel the child could not be watched: take it back.
     ::kill(pid, SIGKILL);
@@ -574,6 +577,85 @@ int Process::sentinel() const {
   require_open("sentinel");
   if (!child_) throw ValueError("Process.sentinel: process not started (" + name_ + ")");
   return child_->sentinel.get();
+}
+
+namespace {
+
+// Python's repr() of a str: single quotes unless only double quotes avoid
+// escaping; backslashes, quotes and control characters escaped. Bytes from
+// 0x80 on pass through (UTF-8 text prints as Python prints it).
+std::string python_quoted(std::string_view text) {
+  char quote = text.find('\'') != std::string_view::npos && text.find('"') == std::string_view::npos ? '"' : '\'';
+  std::string quoted(1, quote);
+  for (char c : text) {
+    switch (c) {
+      case '\\': quoted += "\\\\"; break;
+      case '\n': quoted += "\\n"; break;
+      case '\r': quoted += "\\r"; break;
+      case '\t': quoted += "\\t"; break;
+      default:
+        if (c == quote) {
+          quoted += '\\';
+          quoted += c;
+        } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          char escape[5];
+          std::snprintf(escape, sizeof escape, "\\x%02x", static_cast<unsigned char>(c));
+          quoted += escape;
+        } else {
+          quoted += c;
+        }
+    }
+  }
+  return quoted + quote;
+}
+
+// Python's multiprocessing.process._exitcode_to_name: -SIGTERM for a death by
+// SIGTERM, the number for a signal Python's signal module does not name.
+std::string exitcode_name(int code) {
+  if (code >= 0) return std::to_string(code);
+  int signal_number = -code;
+  if (signal_number == SIGRTMIN) return "-SIGRTMIN";
+  if (signal_number == SIGRTMAX) return "-SIGRTMAX";
+  const char* abbreviation = ::sigabbrev_np(signal_number);
+  return abbreviation ? std::string("-SIG") + abbreviation : std::to_string(code);
+}
+
+// "Worker" for "(anonymous namespace)::Worker" or "app::Worker": Python
+// shows type(self).__name__.
+std::string unqualified(std::string name) {
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i + 1 < name.size(); ++i) {
+    if (name[i] == '<') ++depth;
+    if (name[i] == '>') --depth;
+    if (depth == 0 && name[i] == ':' && name[i + 1] == ':') start = i + 2;
+  }
+  return name.substr(start);
+}
+
+}  // namespace
+
+std::string Process::repr() const {
+  std::string text = "<" + unqualified(detail::demangle(typeid(*this).name())) + " name=" + python_quoted(name_);
+  auto parent_and_status = [&](pid_t parent, const std::string& status) {
+    text += " parent=" + std::to_string(parent) + " " + status;
+  };
+  if (closed_ || !child_) {
+    parent_and_status(detail::current_pid(), closed_ ? "closed" : "initial");
+  } else {
+    text += " pid=" + std::to_string(child_->pid);
+    if (child_->parent_pid != detail::current_pid()) {
+      parent_and_status(child_->parent_pid, "unknown");  // not ours to reap
+    } else if (!child_->reap(Wait::no)) {
+      parent_and_status(child_->parent_pid, "started");
+    } else {
+      forget(child_);
+      parent_and_status(child_->parent_pid, "stopped");
+      if (auto code = child_->exitcode()) text += " exitcode=" + exitcode_name(*code);
+    }
+  }
+  if (daemon_) text += " daemon";
+  return text + ">";
 }
 
 ProcessInfo current_process() {

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <mutex>
 #include <string>
 
@@ -21,6 +22,7 @@
 #include "mp/detail/shared_mapping.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/errors.hpp"
+#include "mp/process.hpp"
 
 namespace mp {
 namespace detail {
@@ -40,11 +42,12 @@ struct SemaphoreState {
 // A notify hands out tokens and bumps the generation; a waiter may take a token
 // only once the generation moved past the one it registered in, so a wait that
 // begins after a notify never steals that notify. sleepers (waiters not yet
-// served) is guarded by the condition's lock.
+// served) is written only under the condition's lock; it is atomic (relaxed)
+// so that repr() may read it without the lock, as Python's does.
 struct ConditionState {
   std::atomic<std::uint32_t> generation{0};
   std::atomic<std::uint32_t> tokens{0};
-  std::uint32_t sleepers = 0;
+  std::atomic<std::uint32_t> sleepers{0};
 };
 
 // threading.Barrier's state machine, guarded by the barrier's condition lock.
@@ -163,6 +166,14 @@ bool Lock::locked() const { return word_->word.load(std::memory_order_relaxed) !
 bool Lock::owner_died() const { return word_->owner_died.load(std::memory_order_relaxed) != 0; }
 void Lock::mark_consistent() { word_->owner_died.store(0, std::memory_order_relaxed); }
 
+std::string Lock::repr() const {
+  std::uint64_t holder = detail::LockWord::holder(word_->word.load(std::memory_order_relaxed));
+  std::string owner = holder == 0                              ? "None"
+                      : holder == detail::current_owner_stamp() ? current_process().name
+                                                                : "SomeOtherProcess";
+  return "<Lock(owner=" + owner + ")>";
+}
+
 bool Lock::held_by_caller_process() const {
   return detail::LockWord::holder(word_->word.load(std::memory_order_relaxed)) ==
          detail::current_owner_stamp();
@@ -200,6 +211,18 @@ bool RLock::owner_died() const {
   return state_->lock.owner_died.load(std::memory_order_relaxed) != 0;
 }
 void RLock::mark_consistent() { state_->lock.owner_died.store(0, std::memory_order_relaxed); }
+
+std::string RLock::repr() const {
+  const detail::RLockState& state = *state_;
+  std::uint64_t holder = detail::LockWord::holder(state.lock.word.load(std::memory_order_relaxed));
+  std::string owner_and_count =
+      holder == 0                              ? "None, 0"
+      : state.held_by_caller()                 ? current_process().name + ", " +
+                                   std::to_string(state.depth.load(std::memory_order_relaxed))
+      : holder == detail::current_owner_stamp() ? "SomeOtherThread, nonzero"
+                                                : "SomeOtherProcess, nonzero";
+  return "<RLock(" + owner_and_count + ")>";
+}
 
 // --- Semaphore ----------------------------------------------------------------------------
 
@@ -250,6 +273,12 @@ int Semaphore::get_value() const {
   return static_cast<int>(state_->value.load(std::memory_order_relaxed));
 }
 
+std::string Semaphore::repr() const {
+  std::string value = "value=" + std::to_string(get_value());
+  if (state_->maximum == INT_MAX) return "<Semaphore(" + value + ")>";
+  return "<BoundedSemaphore(" + value + ", maxvalue=" + std::to_string(state_->maximum) + ")>";
+}
+
 // --- Condition ----------------------------------------------------------------------------
 
 Condition::Condition() : Condition(RLock()) {}
@@ -285,7 +314,7 @@ bool Condition::wait_until(const Deadline& deadline) {
   require_held("wait");
   detail::ConditionState& state = *state_;
   const std::uint32_t registered = state.generation.load(std::memory_order_acquire);
-  ++state.sleepers;
+  state.sleepers.fetch_add(1, std::memory_order_relaxed);
 
   // Let go of every recursion level; they come back after the wait.
   std::uint32_t depth = 1;
@@ -314,7 +343,7 @@ bool Condition::wait_until(const Deadline& deadline) {
     if (state.generation.load(std::memory_order_acquire) != registered && detail::take_token(state))
       notified = true;
     else
-      --state.sleepers;
+      state.sleepers.fetch_sub(1, std::memory_order_relaxed);
   }
   return notified;
 }
@@ -322,15 +351,22 @@ bool Condition::wait_until(const Deadline& deadline) {
 void Condition::notify(int n) {
   require_held("notify");
   detail::ConditionState& state = *state_;
-  std::uint32_t woken = std::min(static_cast<std::uint32_t>(std::max(n, 0)), state.sleepers);
+  std::uint32_t woken = std::min(static_cast<std::uint32_t>(std::max(n, 0)),
+                                 state.sleepers.load(std::memory_order_relaxed));
   if (woken == 0) return;
-  state.sleepers -= woken;
+  state.sleepers.fetch_sub(woken, std::memory_order_relaxed);
   state.tokens.fetch_add(woken, std::memory_order_release);
   state.generation.fetch_add(1, std::memory_order_release);
   detail::futex_wake(state.generation, static_cast<int>(woken));
 }
 
 void Condition::notify_all() { notify(INT_MAX); }
+
+std::string Condition::repr() const {
+  std::string lock = std::visit([](const auto& lock) { return lock.repr(); }, lock_);
+  return "<Condition(" + lock + ", " +
+         std::to_string(state_->sleepers.load(std::memory_order_relaxed)) + ")>";
+}
 
 // --- Event --------------------------------------------------------------------------------
 
@@ -342,6 +378,12 @@ void Event::set() {
 }
 void Event::clear() { flag_->store(0, std::memory_order_release); }
 bool Event::is_set() const { return flag_->load(std::memory_order_acquire) != 0; }
+
+std::string Event::repr() const {
+  char address[32];
+  std::snprintf(address, sizeof address, "%p", static_cast<const void*>(flag_.get()));
+  return std::string("<Event at ") + address + (is_set() ? " set>" : " unset>");
+}
 
 bool Event::wait_until(const Deadline& deadline) {
   while (!is_set())

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -931,6 +932,109 @@ TEST_CASE("wait reports an mp::Process sentinel when the process ends") {
   CHECK(seconds_since(start) > 0.1);
   sleeper.join(20s);
   CHECK(sleeper.exitcode() == 0);
+}
+
+TEST_CASE("wait over objects: a mixed list gives the ready objects, in the order given") {
+  auto [a, b] = Pipe();
+  mp::Listener listener(mp::tcp_address("127.0.0.1", 0));
+  mp::Process sleeper([] { std::this_thread::sleep_for(600ms); });
+  sleeper.start();
+
+  auto start = std::chrono::steady_clock::now();
+  CHECK(mp::wait({a, listener, sleeper}, 200ms).empty());
+  CHECK(seconds_since(start) >= 0.2);
+  CHECK(mp::wait({a, listener, sleeper}, -1s).empty());
+
+  b.send(1);
+  auto ready = mp::wait({listener, a, sleeper}, 5s);
+  REQUIRE(ready.size() == 1);
+  CHECK(ready[0].refers_to(a));
+  CHECK(ready[0].get_if<Connection>() == &a);
+  CHECK(ready[0].get_if<mp::Listener>() == nullptr);
+  CHECK_FALSE(ready[0].refers_to(b));  // b is the other end, not a handle of a
+
+  Connection client = mp::Client(listener.address());
+  CHECK(mp::wait({a, listener, sleeper}, 5s) == std::vector<mp::Waitable>{a, listener});
+  CHECK(mp::wait({sleeper, listener, a}, 5s) == std::vector<mp::Waitable>{listener, a});
+  auto served = listener.accept(0ms);
+  REQUIRE(served.has_value());
+  CHECK(mp::wait({listener, a}, 0s) == std::vector<mp::Waitable>{a});  // nothing left to accept
+
+  start = std::chrono::steady_clock::now();
+  CHECK(mp::wait({listener, sleeper}, 20s) == std::vector<mp::Waitable>{sleeper});
+  CHECK(seconds_since(start) < 10.0);
+  CHECK(mp::wait({sleeper, a, listener}) == std::vector<mp::Waitable>{sleeper, a});
+  CHECK(a.recv<int>() == 1);
+  sleeper.join(20s);
+  CHECK(sleeper.exitcode() == 0);
+  CHECK(mp::wait({sleeper}, 0s) == std::vector<mp::Waitable>{sleeper});  // valid after join
+}
+
+TEST_CASE("wait over objects: closed handles are refused, closed peers and closes meanwhile are ready") {
+  auto [a, b] = Pipe();
+  auto [c, d] = Pipe();
+  mp::Process unstarted([] {});
+  CHECK(error_text<mp::ValueError>([&] { mp::wait({a, unstarted}, 0s); }).find("not started") !=
+        std::string::npos);
+  c.close();
+  CHECK(error_text<mp::ValueError>([&] { mp::wait({a, c}, 0s); }).find("Connection.fileno") !=
+        std::string::npos);
+
+  // The peer's close makes the end ready at once; its receive says why.
+  auto [quiet, quiet_peer] = Pipe();
+  b.close();
+  auto start = std::chrono::steady_clock::now();
+  CHECK(mp::wait({quiet, a}, 5s) == std::vector<mp::Waitable>{a});
+  CHECK(seconds_since(start) < 0.3);
+  CHECK_THROWS_AS(a.recv<int>(), mp::EOFError);
+
+  // An end closed by another thread while the wait sleeps wakes it.
+  auto [e, f] = Pipe();
+  std::thread closer([e = e]() mutable {
+    std::this_thread::sleep_for(100ms);
+    e.close();
+  });
+  start = std::chrono::steady_clock::now();
+  CHECK(mp::wait({e}, 10s) == std::vector<mp::Waitable>{e});
+  CHECK(seconds_since(start) < 0.3 * test_support::sanitizer_slowdown + 0.1);
+  closer.join();
+}
+
+TEST_CASE("wait over a range of one type gives pointers to the ready elements") {
+  std::vector<Connection> readers, writers;
+  for (int i = 0; i < 3; ++i) {
+    auto [r, w] = Pipe(false);
+    readers.push_back(r);
+    writers.push_back(w);
+  }
+  CHECK(mp::wait(readers, 0s).empty());
+  writers[2].send(2);
+  writers[1].send(1);
+  CHECK(mp::wait(readers, 5s) == std::vector<Connection*>{&readers[1], &readers[2]});
+  for (Connection* reader : mp::wait(readers)) CHECK(reader->recv<int>() == reader - readers.data());
+
+  std::vector<mp::Process> workers;
+  workers.emplace_back([] {});
+  workers.emplace_back([] { std::this_thread::sleep_for(30s); });
+  for (auto& worker : workers) worker.start();
+  CHECK(mp::wait(workers, 20s) == std::vector<mp::Process*>{&workers[0]});
+  workers[1].terminate();
+  workers[1].join(20s);
+  CHECK(mp::wait(workers, 0s) == std::vector<mp::Process*>{&workers[0], &workers[1]});
+  for (auto& worker : workers) worker.join(20s);
+}
+
+TEST_CASE("repr and operator<< of a Connection: its descriptor and directions, or closed") {
+  auto [a, b] = Pipe();
+  auto [reader, writer] = Pipe(false);
+  CHECK(a.repr() == "<Connection fileno=" + std::to_string(a.fileno()) + " readable writable>");
+  CHECK(reader.repr() == "<Connection fileno=" + std::to_string(reader.fileno()) + " readable>");
+  std::ostringstream printed;
+  printed << writer;
+  CHECK(printed.str() == "<Connection fileno=" + std::to_string(writer.fileno()) + " writable>");
+  Connection copy = a;
+  a.close();
+  CHECK(copy.repr() == "<Connection closed>");
 }
 
 TEST_CASE("samples/pipe prints what the writer process sent") {

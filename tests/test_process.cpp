@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -30,6 +31,8 @@
 #include "mp/detail/syscall.hpp"
 #include "mp/process.hpp"
 #include "mp/queues.hpp"
+#include "python_versions.hpp"
+#include "reprs.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -1354,5 +1357,73 @@ TEST_SUITE("process") {
       REQUIRE(joined(exiter));
       CHECK(exiter.exitcode() == code);
     }
+  }
+
+  TEST_CASE("repr and operator<< are Python's Process repr, state by state, every version") {
+    struct Worker : mp::Process {
+      Worker() : mp::Process(mp::ProcessOptions{"w", std::nullopt}) {}
+      void run() override {}
+    };
+    std::vector<std::string> ours;
+    auto show = [&](const mp::Process& process) {
+      std::ostringstream printed;
+      printed << process;
+      CHECK(printed.str() == process.repr());
+      ours.push_back(test_support::normalized_repr(process.repr()));
+    };
+    mp::Process exits(mp::ProcessOptions{"it's", std::nullopt}, [] { mp::exit(3); });
+    show(exits);
+    exits.start();
+    exits.join(kGenerous);
+    show(exits);
+    exits.close();
+    show(exits);
+    mp::Process sleeper(mp::ProcessOptions{"tab\t\"quoted\"\\", true}, [] { std::this_thread::sleep_for(30s); });
+    sleeper.start();
+    show(sleeper);
+    sleeper.terminate();
+    sleeper.join(kGenerous);
+    show(sleeper);
+    Worker worker;
+    worker.start();
+    worker.join(kGenerous);
+    show(worker);
+
+    const std::string me = std::to_string(::getpid());
+    CHECK(exits.repr() == "<Process name=\"it's\" parent=" + me + " closed>");
+    CHECK(sleeper.repr() == "<Process name='tab\\t\"quoted\"\\\\' pid=" + std::to_string(*sleeper.pid()) +
+                                " parent=" + me + " stopped exitcode=-SIGTERM daemon>");
+    for (const auto& python : test_support::python_interpreters()) {
+      CAPTURE(python.version);
+      CHECK(test_support::python_reprs(python.path, "process") == ours);
+    }
+  }
+
+  TEST_CASE("repr: running, another signal, a name to escape, and unknown in a process that did not start it") {
+    mp::Process runner(mp::ProcessOptions{"bell\a", std::nullopt}, [] { std::this_thread::sleep_for(30s); });
+    CHECK(runner.repr() == "<Process name='bell\\x07' parent=" + std::to_string(::getpid()) + " initial>");
+    runner.start();
+    const std::string pid = std::to_string(*runner.pid());
+    CHECK(runner.repr() == "<Process name='bell\\x07' pid=" + pid + " parent=" + std::to_string(::getpid()) +
+                               " started>");
+    mp::Process sibling([&] {
+      // Python: a Process object seen from a process other than its starter.
+      mp::exit(runner.repr() == "<Process name='bell\\x07' pid=" + pid + " parent=" +
+                                    std::to_string(mp::parent_process()->pid) + " unknown>"
+                   ? 0
+                   : 1);
+    });
+    sibling.start();
+    sibling.join(kGenerous);
+    CHECK(sibling.exitcode() == 0);
+    CHECK(runner.is_alive());  // the sibling's repr reaped nothing
+    runner.kill();
+    runner.join(kGenerous);
+    CHECK(test_support::normalized_repr(runner.repr()) ==
+          "<Process name='bell\\x07' pid=N parent=N stopped exitcode=-SIGKILL>");
+    mp::Process rt([] { ::raise(SIGRTMIN + 1); });
+    rt.start();
+    rt.join(kGenerous);
+    CHECK(rt.repr().ends_with(" exitcode=" + std::to_string(-(SIGRTMIN + 1)) + ">"));  // Python has no name for it
   }
 }

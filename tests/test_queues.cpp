@@ -901,3 +901,26 @@ TEST_CASE("SharedMemory: a name created by a child SIGKILLed before unlinking is
   CHECK_FALSE(std::filesystem::exists(path));
   if (std::filesystem::exists(path)) std::filesystem::remove(path);
 }
+
+TEST_CASE("repr and operator<< of the queues: kind, maxsize and the exact qsize, or closed") {
+  mp::Queue<int> queue(5);
+  queue.put(1);
+  queue.put(2);
+  CHECK(queue.repr() == "<Queue maxsize=5 qsize=2>");
+  CHECK(run_child([&] { queue.put(3); }) == 0);
+  std::ostringstream printed;
+  printed << queue;
+  CHECK(printed.str() == "<Queue maxsize=5 qsize=3>");
+  mp::JoinableQueue<std::string> joinable;
+  joinable.put("task");
+  CHECK(joinable.repr() == "<JoinableQueue maxsize=0 qsize=1>");
+  mp::SimpleQueue<int> simple;
+  CHECK(simple.repr() == "<SimpleQueue qsize=0>");
+  simple.put(7);
+  CHECK(simple.repr() == "<SimpleQueue qsize=1>");
+  mp::Queue<int> handle = queue;
+  queue.close();
+  CHECK(handle.repr() == "<Queue closed>");
+  simple.close();
+  CHECK(simple.repr() == "<SimpleQueue closed>");
+}

@@ -16,6 +16,7 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +25,8 @@
 #include "mp/queues.hpp"
 #include "mp/sharedctypes.hpp"
 #include "mp/synchronize.hpp"
+#include "python_versions.hpp"
+#include "reprs.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -865,6 +868,84 @@ TEST_CASE("timeouts run on the monotonic clock: wall-clock steps neither shorten
       // The step must land while the wait runs, or it proves nothing.
       CHECK(stepped_at.value() - wait.started_at < ns(timeout) - ns(50ms));
     }
+  }
+}
+
+TEST_CASE("repr and operator<< are Python's for Lock, RLock, the semaphores, Condition and Event, every version") {
+  std::vector<std::string> ours;
+  auto show = [&](const auto& object) {
+    std::ostringstream printed;
+    printed << object;
+    CHECK(printed.str() == object.repr());
+    ours.push_back(test_support::normalized_repr(object.repr()));
+  };
+  auto shown_while_held = [&](auto lock, bool by_thread) {
+    mp::Event held, release;
+    auto hold = [=]() mutable {
+      if (!lock.acquire(30s)) return;
+      held.set();
+      release.wait(30s);
+      lock.release();
+    };
+    std::thread thread;
+    mp::Process process(hold);
+    if (by_thread)
+      thread = std::thread(hold);
+    else
+      process.start();
+    CHECK(held.wait(30s));
+    show(lock);
+    release.set();
+    if (by_thread)
+      thread.join();
+    else
+      process.join(30s);
+  };
+
+  mp::Lock lock;
+  show(lock);
+  REQUIRE(lock.acquire(false));
+  show(lock);
+  lock.release();
+  shown_while_held(mp::Lock(), false);
+  mp::RLock rlock;
+  show(rlock);
+  REQUIRE(rlock.acquire(false));
+  REQUIRE(rlock.acquire(false));
+  show(rlock);
+  rlock.release();
+  rlock.release();
+  shown_while_held(mp::RLock(), false);
+  shown_while_held(mp::RLock(), true);
+  mp::Semaphore semaphore(3);
+  REQUIRE(semaphore.acquire(false));
+  show(semaphore);
+  mp::BoundedSemaphore bounded(2);
+  REQUIRE(bounded.acquire(false));
+  show(bounded);
+  mp::Condition condition;
+  show(condition);
+  show(mp::Condition(mp::Lock()));
+  std::thread waiter([&] {
+    if (!condition.acquire(30s)) return;
+    condition.wait(30s);
+    condition.release();
+  });
+  auto deadline = Clock::now() + 30s;
+  while (condition.repr().ends_with(" 0)>") && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  show(condition);
+  REQUIRE(condition.acquire(30s));
+  condition.notify();
+  condition.release();
+  waiter.join();
+  mp::Event event;
+  show(event);
+  event.set();
+  show(event);
+
+  for (const auto& python : test_support::python_interpreters()) {
+    CAPTURE(python.version);
+    CHECK(test_support::python_reprs(python.path, "synchronize") == ours);
   }
 }
 

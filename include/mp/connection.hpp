@@ -5,17 +5,23 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "mp/detail/archive.hpp"
 #include "mp/detail/deadline.hpp"
+#include "mp/detail/repr.hpp"
 #include "mp/errors.hpp"
+#include "mp/process.hpp"
 
 namespace mp {
 
@@ -71,6 +77,9 @@ class ConnectionState;
 // mp::EOFError once everything sent before is read; one that died inside a
 // message gives mp::OSError ("got end of file during message"). Writing to a
 // closed peer throws mp::OSError(EPIPE); SIGPIPE never fires.
+//
+// repr() (and operator<<): <Connection fileno=5 readable writable>, or
+// <Connection closed>. Python prints only its class and address.
 class Connection {
  public:
   // Takes ownership of `fd`, a connected socket or a pipe end, as Python's
@@ -118,6 +127,7 @@ class Connection {
   bool readable() const;
   bool writable() const;
   int fileno() const;
+  std::string repr() const;
 
  private:
   void require_writable(std::string_view method) const;
@@ -133,6 +143,8 @@ class Connection {
 std::pair<Connection, Connection> Pipe(bool duplex = true);
 
 namespace detail {
+// Per descriptor of `fds`, whether it is ready (the rules of mp::wait below).
+std::vector<char> ready_flags(const std::vector<int>& fds, Deadline deadline);
 std::vector<int> wait_until(const std::vector<int>& fds, Deadline deadline);
 }
 
@@ -221,5 +233,88 @@ class Listener {
 // authkey, answers the listener's challenge and then challenges it.
 Connection Client(const Address& address, std::optional<std::string> authkey = {},
                   std::chrono::milliseconds handshake_timeout = default_handshake_timeout);
+
+// Waitable: one object that mp::wait can watch, held by reference (it does
+// not own the object, which must outlive the wait): a Connection, ready as
+// its poll() says (or closed by another thread meanwhile); a Listener, ready
+// when accept(0ms) can make progress; a started Process, ready once it has
+// ended (its sentinel). Python passes the objects themselves, or sentinels.
+class Waitable {
+ public:
+  Waitable(Connection& connection) noexcept : object_(&connection) {}
+  Waitable(Listener& listener) noexcept : object_(&listener) {}
+  Waitable(Process& process) noexcept : object_(&process) {}
+
+  // The object, or nullptr when this refers to an object of another type.
+  template <class T>
+  T* get_if() const noexcept {
+    auto* object = std::get_if<T*>(&object_);
+    return object ? *object : nullptr;
+  }
+  // Whether this refers to `object` itself (not another handle copy of it).
+  template <class T>
+  bool refers_to(const T& object) const noexcept {
+    return get_if<T>() == &object;
+  }
+  // What is watched: fileno(), or a Process's sentinel(). A closed object or
+  // an unstarted Process throws mp::ValueError, as those calls do.
+  int fileno() const;
+  bool operator==(const Waitable&) const = default;
+
+ private:
+  std::variant<Connection*, Listener*, Process*> object_;
+};
+
+namespace detail {
+std::vector<Waitable> wait_objects_until(std::span<const Waitable> objects, Deadline deadline);
+
+template <class T>
+concept waitable_object =
+    std::same_as<T, Connection> || std::same_as<T, Listener> || std::same_as<T, Process>;
+
+template <class Range, class T = std::ranges::range_value_t<Range>>
+std::vector<T*> wait_range_until(Range& objects, Deadline deadline) {
+  std::vector<Waitable> watched(std::ranges::begin(objects), std::ranges::end(objects));
+  std::vector<T*> ready;
+  for (const Waitable& object : wait_objects_until(watched, deadline)) ready.push_back(object.get_if<T>());
+  return ready;
+}
+}  // namespace detail
+
+// multiprocessing.connection.wait over objects: those of `objects` that are
+// ready, in the order given, as soon as one is (or none at the timeout). A
+// mixed list: auto ready = mp::wait({conn, listener, process}, 1s); then
+// ready[i].get_if<mp::Connection>() or ready[i].refers_to(conn). A list
+// built at run time: a std::vector<mp::Waitable> (or any span of them).
+// Blocking and dead peers: as the descriptor form above (a connection whose
+// peer died is ready, and its receive says what happened).
+inline std::vector<Waitable> wait(std::span<const Waitable> objects) {
+  return detail::wait_objects_until(objects, detail::Deadline::never());
+}
+inline std::vector<Waitable> wait(std::initializer_list<Waitable> objects) {
+  return wait(std::span<const Waitable>(objects.begin(), objects.size()));
+}
+template <class Rep, class Per>
+std::vector<Waitable> wait(std::span<const Waitable> objects, std::chrono::duration<Rep, Per> timeout) {
+  return detail::wait_objects_until(objects, detail::Deadline::after(timeout));
+}
+template <class Rep, class Per>
+std::vector<Waitable> wait(std::initializer_list<Waitable> objects, std::chrono::duration<Rep, Per> timeout) {
+  return wait(std::span<const Waitable>(objects.begin(), objects.size()), timeout);
+}
+
+// The same over a range of one type (a std::vector<mp::Connection>, an array
+// of Process...): pointers to the ready elements, in order.
+//   for (mp::Connection* reader : mp::wait(readers, 1s)) use(reader->recv<int>());
+template <std::ranges::forward_range Range>
+  requires detail::waitable_object<std::ranges::range_value_t<Range>>
+std::vector<std::ranges::range_value_t<Range>*> wait(Range& objects) {
+  return detail::wait_range_until(objects, detail::Deadline::never());
+}
+template <std::ranges::forward_range Range, class Rep, class Per>
+  requires detail::waitable_object<std::ranges::range_value_t<Range>>
+std::vector<std::ranges::range_value_t<Range>*> wait(Range& objects, std::chrono::duration<Rep, Per> timeout) {
+  return detail::wait_range_until(objects, detail::Deadline::after(timeout));
+}
 
 }  // namespace mp

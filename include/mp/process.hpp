@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "mp/detail/deadline.hpp"
+#include "mp/detail/repr.hpp"
 #include "mp/errors.hpp"
 
 namespace mp {
@@ -67,6 +68,13 @@ struct Child;
 // Peer death: the child's death is seen through sentinel(), join and
 // is_alive; a child whose parent dies goes on (use ProcessOptions elsewhere,
 // or parent_process() to check).
+// repr() (and operator<<) is Python's: <Process name='Process-1' pid=1234
+// parent=1200 started>, then "stopped exitcode=0" (or exitcode=-SIGTERM),
+// "initial" before start(), "closed" after close(), "unknown" in another
+// process than the starting one, " daemon" at the end for a daemon; a
+// subclass shows its own class name. Like Python's, it reaps an ended child
+// (as is_alive() does). A child reaped by someone else shows "stopped" and no
+// exit code (Python: "started").
 class Process {
  public:
   Process();
@@ -103,6 +111,7 @@ class Process {
   const std::string& name() const;
   bool daemon() const;
   int sentinel() const;
+  std::string repr() const;
 
  private:
   void join_until(detail::Deadline deadline);

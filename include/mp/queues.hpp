@@ -13,6 +13,7 @@
 #include "mp/detail/archive.hpp"
 #include "mp/detail/deadline.hpp"
 #include "mp/detail/queue_core.hpp"
+#include "mp/detail/repr.hpp"
 #include "mp/errors.hpp"
 
 namespace mp {
@@ -45,6 +46,8 @@ namespace mp {
 // lock it held (producers and consumers have one each) is taken over within
 // a 20 ms liveness slice by the next process that waits for it, which repairs
 // the bookkeeping. An item whose get had moved past it dies with its taker.
+// repr() (and operator<<): <Queue maxsize=0 qsize=3>, or <Queue closed>
+// (Python prints only its class and address).
 template <class T>
 class Queue {
  public:
@@ -78,8 +81,17 @@ class Queue {
   }
   // Closes this process's handles to the queue; other processes go on.
   void close() { state_->closed = true; }
+  std::string repr() const { return repr_as("Queue"); }
 
  protected:
+  // SimpleQueue has no maxsize to show.
+  std::string repr_as(std::string_view kind, bool with_maxsize = true) const {
+    std::string text = "<" + std::string(kind);
+    if (state_->closed) return text + " closed>";
+    if (with_maxsize) text += " maxsize=" + std::to_string(state_->core.maxsize());
+    return text + " qsize=" + std::to_string(qsize()) + ">";
+  }
+
   struct State {
     State(std::size_t maxsize, std::string_view object) : core(maxsize, object) {}
     detail::QueueCore core;
@@ -150,7 +162,7 @@ class Queue {
 
 // SimpleQueue<T> (Python: multiprocessing.SimpleQueue): an unbounded Queue
 // with only put, get, empty and close. Same sharing, blocking and crash
-// behaviour as Queue.
+// behaviour as Queue. repr(): <SimpleQueue qsize=1>.
 template <class T>
 class SimpleQueue {
  public:
@@ -158,20 +170,26 @@ class SimpleQueue {
   T get() { return queue_.get(); }
   bool empty() const { return queue_.empty(); }
   void close() { queue_.close(); }
+  std::string repr() const { return queue_.repr_as("SimpleQueue", false); }
 
  private:
-  Queue<T> queue_;
+  // A Queue of its own kind, so that repr() can name it.
+  struct Core : Queue<T> {
+    using Queue<T>::repr_as;
+  };
+  Core queue_;
 };
 
 // JoinableQueue<T> (Python: multiprocessing.JoinableQueue): a Queue that
 // counts unfinished tasks: each put adds one, task_done() removes one
 // (mp::ValueError when there is none), join() waits until none is left.
 // The count lives in shared memory and is repaired like the rest after a
-// process dies inside put.
+// process dies inside put. repr(): <JoinableQueue maxsize=0 qsize=2>.
 template <class T>
 class JoinableQueue : public Queue<T> {
  public:
   using Queue<T>::Queue;
+  std::string repr() const { return this->repr_as("JoinableQueue"); }
 
   void task_done() {
     this->require_open("JoinableQueue.task_done");

@@ -12,9 +12,11 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <variant>
 
 #include "mp/detail/deadline.hpp"
+#include "mp/detail/repr.hpp"
 #include "mp/detail/sync_lock_word.hpp"
 
 namespace mp {
@@ -32,6 +34,9 @@ namespace mp {
 // later holder until one of them calls mark_consistent() after repairing what
 // the lock protects. The holder is recorded by pid and process start time, so
 // a new process that got a dead holder's pid is not taken for the holder.
+// repr() (and operator<<) is Python's: <Lock(owner=None)>, the holding
+// process's name when it is this one (Python adds "|thread" for a thread
+// other than the main one: a Lock records no thread), or SomeOtherProcess.
 class Lock : public detail::Lockable<Lock> {
  public:
   Lock();
@@ -47,6 +52,7 @@ class Lock : public detail::Lockable<Lock> {
   bool locked() const;
   bool owner_died() const;
   void mark_consistent();
+  std::string repr() const;
 
  private:
   friend class Condition;
@@ -63,6 +69,9 @@ class Lock : public detail::Lockable<Lock> {
 // Blocking and peer death: as Lock; a takeover from a dead holder starts at
 // depth 1 and sets owner_died(), also when the taker is a new process with
 // the dead holder's pid (and so a main thread with its tid).
+// repr() is Python's: <RLock(None, 0)>, <RLock(MainProcess, 2)> for the
+// calling thread's own hold (C++ threads have no names to add), else
+// <RLock(SomeOtherThread, nonzero)> or <RLock(SomeOtherProcess, nonzero)>.
 class RLock : public detail::Lockable<RLock> {
  public:
   RLock();
@@ -73,6 +82,7 @@ class RLock : public detail::Lockable<RLock> {
   bool locked() const;
   bool owner_died() const;
   void mark_consistent();
+  std::string repr() const;
 
  private:
   friend class Condition;
@@ -92,6 +102,7 @@ struct BarrierState;
 // initial values throw ValueError.
 // Blocking: as Lock. Peer death: a semaphore has no owner, so a process dying
 // between acquire and release loses that unit, as in Python.
+// repr() is Python's: <Semaphore(value=3)>, <BoundedSemaphore(value=1, maxvalue=2)>.
 class Semaphore : public detail::Lockable<Semaphore> {
  public:
   explicit Semaphore(int value = 1);
@@ -99,6 +110,7 @@ class Semaphore : public detail::Lockable<Semaphore> {
   bool acquire_until(const detail::Deadline& deadline);
   void release();
   int get_value() const;
+  std::string repr() const;
 
  protected:
   Semaphore(int value, std::uint32_t maximum, const char* kind);
@@ -128,6 +140,8 @@ class BoundedSemaphore : public Semaphore {
 // to reacquire the lock. Peer death: the lock recovers as Lock/RLock do
 // (owner_died()); a waiter that dies leaves no trace except that a later
 // notify may wake one waiter more than asked.
+// repr() is Python's: <Condition(<RLock(None, 0)>, 0)>, the lock and the
+// number of waiters not yet woken.
 class Condition : public detail::Lockable<Condition> {
  public:
   Condition();
@@ -167,6 +181,7 @@ class Condition : public detail::Lockable<Condition> {
 
   void notify(int n = 1);
   void notify_all();
+  std::string repr() const;
 
  private:
   void require_held(const char* method) const;
@@ -179,6 +194,8 @@ class Condition : public detail::Lockable<Condition> {
 // A flag: set() raises it and wakes every waiter, clear() lowers it, wait()
 // returns once it is raised. wait(timeout) returns the flag, so false means
 // timeout. Peer death: nothing to recover; no lock is involved.
+// repr() is Python's: <Event at 0x7f3a2c1b4000 set> (or unset), the address
+// of the shared flag, the same in every process that inherited it.
 class Event {
  public:
   Event();
@@ -191,6 +208,7 @@ class Event {
     return wait_until(detail::Deadline::after(timeout));
   }
   bool wait_until(const detail::Deadline& deadline);
+  std::string repr() const;
 
  private:
   std::shared_ptr<std::atomic<std::uint32_t>> flag_;

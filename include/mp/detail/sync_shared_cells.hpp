@@ -10,9 +10,11 @@
 #include <initializer_list>
 #include <limits>
 #include <memory>
+#include <ranges>
 #include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "mp/detail/shared_mapping.hpp"
 #include "mp/detail/sync_lock_word.hpp"
@@ -43,6 +45,23 @@ class AtomicOperations {
 
 struct NoHeader {};
 
+// A range whose elements initialise a T: they convert to it, or they are
+// bytes (std::byte), each giving its value 0..255 as Python's bytes do.
+template <class Range, class T>
+concept element_range =
+    std::ranges::input_range<Range> &&
+    (std::convertible_to<std::ranges::range_reference_t<Range>, T> ||
+     (std::same_as<std::remove_cvref_t<std::ranges::range_reference_t<Range>>, std::byte> &&
+      std::is_arithmetic_v<T>));
+
+template <class T, class From>
+T element_from(const From& from) {
+  if constexpr (std::same_as<From, std::byte> && !std::same_as<T, std::byte>)
+    return static_cast<T>(std::to_integer<unsigned char>(from));
+  else
+    return static_cast<T>(from);  // the range's elements convert to T: asked for, not a slip
+}
+
 // size elements of T after a Header, in one mapping of their own.
 template <class T, class Header>
 class SharedElements {
@@ -61,6 +80,20 @@ class SharedElements {
       : SharedElements(init.size(), object) {
     if (init.size() != 0) std::memcpy(static_cast<void*>(data_), init.begin(), init.size() * sizeof(T));
   }
+  // A range that can be counted before it is copied (sized, or traversable
+  // twice) is copied in place; a single-pass one is gathered first.
+  template <element_range<T> Range>
+    requires std::ranges::sized_range<Range> || std::ranges::forward_range<Range>
+  SharedElements(Range&& range, const char* object)
+      : SharedElements(static_cast<std::size_t>(std::ranges::distance(range)), object) {
+    std::size_t i = 0;
+    for (auto&& element : range) {
+      if (i == size_) break;
+      data_[i++] = element_from<T>(element);
+    }
+  }
+  template <element_range<T> Range>
+  SharedElements(Range&& range, const char* object) : SharedElements(gather(range), object) {}
 
   T& operator[](std::size_t i) { return data_[i]; }
   const T& operator[](std::size_t i) const { return data_[i]; }
@@ -77,6 +110,14 @@ class SharedElements {
 
  protected:
   std::shared_ptr<Header> header() const { return std::shared_ptr<Header>(mapping_, header_); }
+
+ private:
+  template <class Range>
+  static std::vector<T> gather(Range& range) {
+    std::vector<T> elements;
+    for (auto&& element : range) elements.push_back(element_from<T>(element));
+    return elements;
+  }
 
  private:
   static constexpr std::size_t elements_offset =

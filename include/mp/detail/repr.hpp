@@ -1,0 +1,25 @@
+// mp/detail/repr.hpp: printing mp objects as Python's repr() does. Every
+// class with a `std::string repr() const` member (Process, Lock, RLock,
+// Semaphore, BoundedSemaphore, Condition, Event, the queues, Connection)
+// prints it through this one operator<<: std::cout << process.
+//
+// std::format: GCC 12 (Debian 12's compiler) has no <format>, so there is no
+// std::formatter here yet; std::format("{}", x.repr()) works wherever
+// <format> exists.
+#pragma once
+
+#include <concepts>
+#include <ostream>
+#include <string>
+
+namespace mp {
+
+template <class T>
+  requires requires(const T& object) {
+    { object.repr() } -> std::convertible_to<std::string>;
+  }
+std::ostream& operator<<(std::ostream& out, const T& object) {
+  return out << object.repr();
+}
+
+}  // namespace mp
