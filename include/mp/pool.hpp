@@ -295,18 +295,8 @@ class Pool {
 
   template <class A, class B, class F, class... Args>
   auto apply_async(Callbacks<A, B> callbacks, F f, Args&&... args) {
-    detail::check_pool_callable<F>();
-    using R = detail::task_result_t<F, std::decay_t<Args>...>;
-    using Stored = std::conditional_t<std::is_void_v<R>, detail::NoValue, R>;
-    auto state = std::make_shared<detail::ResultState<Stored>>();
-    auto job = std::make_shared<detail::ApplyJob<R>>(
-        state, detail::to_callback_set<R>(std::move(callbacks)));
-    std::vector<detail::PoolTask> tasks;
-    tasks.push_back(detail::make_task(0, &detail::run_apply<F, std::decay_t<Args>...>, [&] {
-      return detail::encode_apply(f, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
-    }));
-    core_->submit(std::move(job), std::move(tasks), true, "Pool.apply_async");
-    return AsyncResult<R>(std::move(state));
+    if constexpr (detail::check_pool_apply<F, std::decay_t<Args>...>())
+      return submit_apply(std::move(callbacks), std::move(f), std::forward<Args>(args)...);
   }
 
   template <detail::PlainCallable F, class Range>
@@ -355,10 +345,34 @@ class Pool {
   std::vector<int> worker_pids() const;  // live workers, for diagnostics
 
  private:
+  // Each public method checks its callable and types first (each check with
+  // its own message) and instantiates these only if they pass, so that no
+  // cereal or std::apply error follows the message.
+  template <class A, class B, class F, class... Args>
+  auto submit_apply(Callbacks<A, B> callbacks, F f, Args&&... args) {
+    using R = detail::task_result_t<F, std::decay_t<Args>...>;
+    using Stored = std::conditional_t<std::is_void_v<R>, detail::NoValue, R>;
+    auto state = std::make_shared<detail::ResultState<Stored>>();
+    auto job = std::make_shared<detail::ApplyJob<R>>(
+        state, detail::to_callback_set<R>(std::move(callbacks)));
+    std::vector<detail::PoolTask> tasks;
+    tasks.push_back(detail::make_task(0, &detail::run_apply<F, std::decay_t<Args>...>, [&] {
+      return detail::encode_apply(f, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+    }));
+    core_->submit(std::move(job), std::move(tasks), true, "Pool.apply_async");
+    return AsyncResult<R>(std::move(state));
+  }
+
   template <bool Spread, class A, class B, class F, class Range>
   auto submit_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
                   const char* method) {
-    detail::check_pool_callable<F>();
+    if constexpr (detail::check_pool_map<F, detail::range_item_t<Range>, Spread>())
+      return submit_checked_map<Spread>(std::move(callbacks), std::move(f),
+                                        std::forward<Range>(inputs), chunksize, method);
+  }
+  template <bool Spread, class A, class B, class F, class Range>
+  auto submit_checked_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
+                          const char* method) {
     using Item = detail::range_item_t<Range>;
     using Value = detail::chunk_result_t<F, Item, Spread>;
     // Chunks are encoded straight from a sized random-access range; any other
@@ -406,7 +420,13 @@ class Pool {
   template <class F, class Range>
   auto submit_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
                      const char* method) {
-    detail::check_pool_callable<F>();
+    if constexpr (detail::check_pool_map<F, detail::range_item_t<Range>, false>())
+      return submit_checked_stream(std::move(f), std::forward<Range>(inputs), chunksize, ordered,
+                                   method);
+  }
+  template <class F, class Range>
+  auto submit_checked_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
+                             const char* method) {
     if (chunksize < 1)
       throw ValueError(std::string(method) + ": chunksize must be 1 or more, not 0");
     using Item = detail::range_item_t<Range>;
