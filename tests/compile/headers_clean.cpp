@@ -69,6 +69,14 @@ void headers_clean_instantiations() {
   mp::Semaphore semaphore(2);
   (void)semaphore.acquire(1ms);
 
+  auto context = mp::get_context("fork");
+  auto context_queue = context.Queue<int>(2);
+  auto context_value = context.Value<long>(1L);
+  auto context_process = context.Process(nothing);
+  auto context_pool = context.Pool(1);
+  auto context_array = context.Array<int>(3);
+  auto context_listed = context.RawArray<int>({1, 2});
+
   mp::Process child(add, 1, 2);
   child.start();
   child.join(1s);
