@@ -36,9 +36,11 @@ class Job {
 };
 
 // Callbacks of the _async forms. on_value gets the result (nothing for void
-// results, the whole vector for map_async); on_error gets the task's error.
-// Both run in the pool's result thread. If one throws, that exception becomes
-// the job's outcome and the pool goes on.
+// results, the whole vector for map_async); on_error gets the task's error
+// (an mp::Error from a Pool; a ThreadPool's tasks throw anything, so it
+// passes any std::exception). Both run in the pool's result thread (a
+// ThreadPool runs them one at a time in its threads). If one throws, that
+// exception becomes the job's outcome and the pool goes on.
 template <class R>
 struct ValueCallbackOf {
   using type = std::function<void(const R&)>;
@@ -48,23 +50,23 @@ struct ValueCallbackOf<void> {
   using type = std::function<void()>;
 };
 
-template <class R>
+template <class R, class ErrorBase = mp::Error>
 struct CallbackSet {
   typename ValueCallbackOf<R>::type on_value;
-  std::function<void(const mp::Error&)> on_error;
+  std::function<void(const ErrorBase&)> on_error;
 };
 
 // Calls the callback that fits the outcome; returns the outcome to store (the
 // callback's own exception, if it threw).
-template <class R, class Stored>
-std::exception_ptr run_callbacks(const CallbackSet<R>& callbacks, const Stored* value,
+template <class R, class Stored, class ErrorBase>
+std::exception_ptr run_callbacks(const CallbackSet<R, ErrorBase>& callbacks, const Stored* value,
                                  std::exception_ptr error) {
   try {
     if (error) {
       if (callbacks.on_error) {
         try {
           std::rethrow_exception(error);
-        } catch (const mp::Error& e) {
+        } catch (const ErrorBase& e) {
           callbacks.on_error(e);
         }
       }
@@ -79,6 +81,17 @@ std::exception_ptr run_callbacks(const CallbackSet<R>& callbacks, const Stored* 
     return std::current_exception();
   }
   return error;
+}
+
+// A ThreadPool's results never travel, so they need no cereal support; the
+// jobs decode payloads (task_succeeded) only for types that have it.
+template <class Stored>
+inline constexpr bool decodable = is_cereal_serializable_v<Stored>;
+template <class Stored>
+std::exception_ptr not_decodable(std::string_view payload) {
+  return std::make_exception_ptr(SerializationError(
+      "Pool: a result of " + std::to_string(payload.size()) + " bytes for " + type_name<Stored>() +
+      ", which cereal cannot read"));
 }
 
 // The shared state behind an AsyncResult: filled once by the result thread.
@@ -151,45 +164,56 @@ class ResultState {
 };
 
 // apply_async: one task, one value.
-template <class R>
+template <class R, class ErrorBase = mp::Error>
 class ApplyJob final : public Job {
  public:
   using Stored = std::conditional_t<std::is_void_v<R>, NoValue, R>;
 
-  ApplyJob(std::shared_ptr<ResultState<Stored>> state, CallbackSet<R> callbacks)
+  ApplyJob(std::shared_ptr<ResultState<Stored>> state, CallbackSet<R, ErrorBase> callbacks)
       : state_(std::move(state)), callbacks_(std::move(callbacks)) {}
 
   void task_succeeded(std::uint64_t, std::string_view payload) override {
-    std::optional<Stored> value;
-    try {
-      value = loads<Stored>(payload, "Pool: task result");
-    } catch (...) {
-      task_failed(0, std::current_exception());
-      return;
+    if constexpr (decodable<Stored>) {
+      std::optional<Stored> value;
+      try {
+        value = loads<Stored>(payload, "Pool: task result");
+      } catch (...) {
+        task_failed(0, std::current_exception());
+        return;
+      }
+      task_returned(std::move(*value));
+    } else {
+      task_failed(0, not_decodable<Stored>(payload));
     }
-    state_->set(std::move(value), run_callbacks(callbacks_, &*value, nullptr));
   }
 
   void task_failed(std::uint64_t, std::exception_ptr error) override {
     state_->set(std::nullopt, run_callbacks<R, Stored>(callbacks_, nullptr, error));
   }
 
+  // The value itself, from a task that ran in this process (ThreadPool).
+  void task_returned(Stored value) {
+    std::exception_ptr callback_error = run_callbacks(callbacks_, &value, nullptr);
+    state_->set(std::move(value), callback_error);
+  }
+
  private:
   std::shared_ptr<ResultState<Stored>> state_;
-  CallbackSet<R> callbacks_;
+  CallbackSet<R, ErrorBase> callbacks_;
 };
 
 // map_async/starmap_async: chunks of one vector; ready when every chunk is in,
 // failed with the error at the lowest failing position (Python waits for all
 // chunks too, and does not fail fast).
-template <class R>
+template <class R, class ErrorBase = mp::Error>
 class MapJob final : public Job {
  public:
   using Stored = std::conditional_t<std::is_void_v<R>, NoValue, R>;
   using Vector = std::vector<Stored>;
 
-  MapJob(std::shared_ptr<ResultState<Vector>> state, CallbackSet<std::vector<Stored>> callbacks,
-         std::size_t items, std::size_t chunksize)
+  MapJob(std::shared_ptr<ResultState<Vector>> state,
+         CallbackSet<std::vector<Stored>, ErrorBase> callbacks, std::size_t items,
+         std::size_t chunksize)
       : state_(std::move(state)),
         callbacks_(std::move(callbacks)),
         items_(items),
@@ -199,6 +223,10 @@ class MapJob final : public Job {
   }
 
   void task_succeeded(std::uint64_t chunk, std::string_view payload) override {
+    if constexpr (!decodable<Stored>) {
+      task_failed(chunk, not_decodable<Stored>(payload));
+      return;
+    }
     try {
       // Made here, in the result thread, when the first chunk is in: the
       // submitting thread is meanwhile busy encoding and sending chunks.
@@ -206,12 +234,22 @@ class MapJob final : public Job {
       std::size_t first = chunk * chunksize_;
       if (first > values_.size())
         throw SerializationError("Pool.map: a result for a chunk that does not exist");
-      load_chunk_results<Stored>(payload, values_.begin() + static_cast<std::ptrdiff_t>(first),
-                                 values_.size() - first, "Pool.map: chunk result");
+      if constexpr (decodable<Stored>)
+        load_chunk_results<Stored>(payload, values_.begin() + static_cast<std::ptrdiff_t>(first),
+                                   values_.size() - first, "Pool.map: chunk result");
     } catch (...) {
       task_failed(chunk, std::current_exception());
       return;
     }
+    if (--chunks_left_ == 0) finish();
+  }
+
+  // A chunk's values themselves, from tasks that ran in this process
+  // (ThreadPool); `values` has the chunk's size.
+  void chunk_returned(std::uint64_t chunk, Vector values) {
+    if (values_.size() != items_) values_.resize(items_);
+    std::move(values.begin(), values.end(),
+              values_.begin() + static_cast<std::ptrdiff_t>(chunk * chunksize_));
     if (--chunks_left_ == 0) finish();
   }
 
@@ -234,7 +272,7 @@ class MapJob final : public Job {
   }
 
   std::shared_ptr<ResultState<Vector>> state_;
-  CallbackSet<std::vector<Stored>> callbacks_;
+  CallbackSet<std::vector<Stored>, ErrorBase> callbacks_;
   Vector values_;
   std::size_t items_;
   std::size_t chunksize_;
@@ -254,16 +292,29 @@ class StreamJob final : public Job {
 
   void task_succeeded(std::uint64_t chunk, std::string_view payload) override {
     Outcome outcome;
-    try {
-      outcome.first = loads<std::vector<Stored>>(payload, "Pool.imap: chunk result");
-    } catch (...) {
-      outcome.second = std::current_exception();
+    if constexpr (decodable<Stored>) {
+      try {
+        outcome.first = loads<std::vector<Stored>>(payload, "Pool.imap: chunk result");
+      } catch (...) {
+        outcome.second = std::current_exception();
+      }
+    } else {
+      outcome.second = not_decodable<Stored>(payload);
     }
     arrive(chunk, std::move(outcome));
   }
 
   void task_failed(std::uint64_t chunk, std::exception_ptr error) override {
     arrive(chunk, Outcome{{}, error});
+  }
+
+  // A chunk's outcome, as it is (ThreadPool); from any thread.
+  void arrive(std::uint64_t chunk, Outcome outcome) {
+    {
+      std::lock_guard lock(mutex_);
+      arrived_.emplace(chunk, std::move(outcome));
+    }
+    arrival_.notify_all();
   }
 
   // The next chunk's outcome, or nullopt at the deadline.
@@ -285,14 +336,6 @@ class StreamJob final : public Job {
   }
 
  private:
-  void arrive(std::uint64_t chunk, Outcome outcome) {
-    {
-      std::lock_guard lock(mutex_);
-      arrived_.emplace(chunk, std::move(outcome));
-    }
-    arrival_.notify_all();
-  }
-
   const bool ordered_;
   std::mutex mutex_;
   std::condition_variable arrival_;

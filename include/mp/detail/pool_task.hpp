@@ -231,6 +231,22 @@ auto invoke_stored(F& f, Tuple& args) {
   }
 }
 
+// One item of a map (f(item)) or of a starmap (f(elements of item...)).
+template <bool Spread, class F, class Item>
+auto call_with_item(F& f, Item& item) {
+  if constexpr (Spread) {
+    return invoke_stored(f, item);
+  } else {
+    std::tuple<Item&> one(item);
+    return invoke_stored(f, one);
+  }
+}
+
+// What one item of a chunk gives.
+template <class F, class Item, bool Spread>
+using chunk_result_t =
+    decltype(call_with_item<Spread>(std::declval<F&>(), std::declval<Item&>()));
+
 template <class Value>
 void save_result(std::string& out, const Value& value) {
   dump_into(out, value, "Pool worker: result");
@@ -284,14 +300,7 @@ void run_chunk(std::string_view payload, std::string& result) {
   InputArchive archive(payload);
   F f = load_callable<F>(archive);
   const std::size_t count = load_element_count<std::vector<Item>>(archive);
-  auto call = [&f](Item& item) {
-    if constexpr (Spread) {
-      return invoke_stored(f, item);
-    } else {
-      std::tuple<Item&> one(item);
-      return invoke_stored(f, one);
-    }
-  };
+  auto call = [&f](Item& item) { return call_with_item<Spread>(f, item); };
   using Value = decltype(call(std::declval<Item&>()));
   const char* raw_items = nullptr;
   if constexpr (is_raw_v<Item>) {
