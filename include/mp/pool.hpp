@@ -575,7 +575,7 @@ class ThreadPool : public detail::PoolMethods<ThreadPool> {
         }
         core->deliver([&] {
           if (error)
-            job->task_failed(0, error);
+            job->task_failed(0, std::move(error));
           else
             job->task_returned(std::move(*value));
         });
@@ -603,7 +603,7 @@ class ThreadPool : public detail::PoolMethods<ThreadPool> {
           error = std::current_exception();
         }
       }
-      deliver(chunk, std::move(values), error);
+      deliver(chunk, std::move(values), std::move(error));
     };
   }
 
@@ -629,7 +629,7 @@ class ThreadPool : public detail::PoolMethods<ThreadPool> {
                                                std::exception_ptr error) {
         core->deliver([&] {
           if (error)
-            job->task_failed(chunk, error);
+            job->task_failed(chunk, std::move(error));
           else
             job->chunk_returned(chunk, std::move(values));
         });
@@ -653,7 +653,7 @@ class ThreadPool : public detail::PoolMethods<ThreadPool> {
       auto shared_f = std::make_shared<F>(std::move(f));
       auto deliver = [stream](std::uint64_t chunk, std::vector<Value> values,
                               std::exception_ptr error) {
-        stream->arrive(chunk, {std::move(values), error});
+        stream->arrive(chunk, {std::move(values), std::move(error)});
       };
       auto feed = detail::chunk_feed<Task>(
           std::forward<Range>(inputs), chunksize, method,

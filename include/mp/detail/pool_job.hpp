@@ -102,7 +102,7 @@ class ResultState {
     {
       std::lock_guard lock(mutex_);
       value_ = std::move(value);
-      error_ = error;
+      error_ = std::move(error);
       ready_ = true;
       ready_flag_.store(true, std::memory_order_release);
     }
@@ -188,7 +188,7 @@ class ApplyJob final : public Job {
   }
 
   void task_failed(std::uint64_t, std::exception_ptr error) override {
-    state_->set(std::nullopt, run_callbacks<R, Stored>(callbacks_, nullptr, error));
+    state_->set(std::nullopt, run_callbacks<R, Stored>(callbacks_, nullptr, std::move(error)));
   }
 
   // The value itself, from a task that ran in this process (ThreadPool).
@@ -305,7 +305,7 @@ class StreamJob final : public Job {
   }
 
   void task_failed(std::uint64_t chunk, std::exception_ptr error) override {
-    arrive(chunk, Outcome{{}, error});
+    arrive(chunk, Outcome{{}, std::move(error)});
   }
 
   // A chunk's outcome, as it is (ThreadPool); from any thread.
