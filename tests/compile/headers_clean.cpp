@@ -93,6 +93,14 @@ void headers_clean_instantiations() {
                        std::vector<int>{1})
       .wait(1s);
 
+  mp::ThreadPool threads(2);
+  int offset = 1;
+  (void)threads.map([&offset](int x) { return x + offset; }, std::vector<int>{1, 2});
+  (void)threads.starmap(add, std::vector<std::tuple<int, int>>{{1, 2}});
+  for (int value : threads.imap([](int x) { return x; }, std::vector<int>{1})) (void)value;
+  (void)threads.apply_async(mp::Callbacks{[](const int&) {}, [](const std::exception&) {}}, square, 2)
+      .get(1s);
+
   mp::subprocess::Popen popen({"true"}, {.out = mp::subprocess::PIPE});
   (void)popen.wait(1s);
   (void)mp::subprocess::run({"true"}, {.capture_output = true, .timeout = 1s});
