@@ -19,7 +19,9 @@ configure: deps
 build: configure
 	@meson compile -C $(BUILD) $(TARGETS)
 
-demo: build
+# Builds only the library and the samples, then runs them.
+demo: configure
+	@meson compile -C $(BUILD) $$(scripts/run-samples.sh --targets)
 	@scripts/run-samples.sh $(BUILD)
 
 test: build

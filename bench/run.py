@@ -252,6 +252,7 @@ def draw(series, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     names = {"mp": "mp::Queue<std::string>", "python": "Python multiprocessing.Queue (fork)",
              "boost": "Boost.Interprocess message_queue", "raw": "raw pipe (write/read)"}
@@ -266,7 +267,11 @@ def draw(series, path):
     axes.set_xticklabels([f"{s >> 20} MiB" if s >= 1 << 20 else f"{s >> 10} KiB" if s >= 1024 else f"{s} B"
                           for s in ticks])
     axes.set_xlabel("message size")
-    axes.set_ylabel("throughput, MB/s (10^6 bytes)")
+    # Logarithmic: the peers differ by up to 100x, and on a linear axis
+    # Python's line lies flat on zero.
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    axes.set_ylabel("throughput, MB/s (10^6 bytes), log scale")
     axes.set_title("1 producer process -> 1 consumer process (medians of the rounds)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()

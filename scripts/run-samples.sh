@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Runs every sample program in the build directory, one after the other.
+# usage: run-samples.sh [build dir]
+#        run-samples.sh --targets   (their meson target names, for `make demo`)
 set -euo pipefail
+samples() { sed -n 's/^ *\x27\([a-z_]*\)\x27 *: *\[.*/\1/p' samples/meson.build; }
+if [ "${1:-}" = --targets ]; then
+  samples | sed 's|^|samples/|'
+  exit 0
+fi
 build=${1:-build}
 status=0
 while read -r sample; do
@@ -8,5 +15,5 @@ while read -r sample; do
   echo "=== samples/$sample"
   "$build/samples/$sample" || { echo "!!! $sample failed with status $?"; status=1; }
   echo
-done < <(sed -n 's/^ *\x27\([a-z_]*\)\x27 *: *\[.*/\1/p' samples/meson.build)
+done < <(samples)
 exit $status

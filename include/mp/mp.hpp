@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mp/connection.hpp"
+#include "mp/context.hpp"
 #include "mp/detail/archive.hpp"  // cereal support for the standard library
 #include "mp/detail/remote_exception.hpp"  // MP_REMOTE_EXCEPTION
 #include "mp/errors.hpp"

@@ -1,4 +1,5 @@
-// mp/pool.hpp: Pool, AsyncResult, IMapIterator (Python: multiprocessing.pool).
+// mp/pool.hpp: Pool, ThreadPool, AsyncResult, IMapIterator (Python:
+// multiprocessing.pool).
 #pragma once
 
 #include <chrono>
@@ -19,6 +20,7 @@
 #include "mp/detail/pool_core.hpp"
 #include "mp/detail/pool_job.hpp"
 #include "mp/detail/pool_task.hpp"
+#include "mp/detail/thread_pool_core.hpp"
 #include "mp/errors.hpp"
 
 namespace mp {
@@ -48,6 +50,11 @@ struct Callbacks {
 };
 template <class OnValue, class OnError>
 Callbacks(OnValue, OnError) -> Callbacks<OnValue, OnError>;
+
+namespace detail {
+template <class Derived>
+class PoolMethods;
+}  // namespace detail
 
 // AsyncResult (Python: multiprocessing.pool.AsyncResult / ApplyResult / MapResult)
 //
@@ -85,7 +92,8 @@ class AsyncResult {
   bool successful() const { return state_->successful(); }
 
  private:
-  friend class Pool;
+  template <class Derived>
+  friend class detail::PoolMethods;
 
   R take() {
     if constexpr (std::is_void_v<R>) {
@@ -117,21 +125,28 @@ class AsyncResult {
 // error is thrown when its position is reached; iteration can go on after it.
 // next(timeout) throws mp::TimeoutError. A dead worker fails its chunk with
 // mp::WorkerLost. The iterator must not outlive its Pool's join().
-template <class R>
+// `Core` is the pool's: PoolCore (Pool) or ThreadPoolCore (ThreadPool).
+template <class R, class Core = detail::PoolCore>
 class IMapIterator {
  public:
   using value_type = R;
-  // Fills `tasks` with up to `chunks` more encoded chunks; false once the input is done.
-  using Feed = std::function<bool(std::vector<detail::PoolTask>& tasks, std::size_t chunks)>;
+  using Task = typename Core::Task;
+  // Fills `tasks` with up to `chunks` more chunks; false once the input is done.
+  using Feed = std::function<bool(std::vector<Task>& tasks, std::size_t chunks)>;
 
-  IMapIterator(std::shared_ptr<detail::PoolCore> core, bool ordered, Feed feed,
+  IMapIterator(std::shared_ptr<Core> core, bool ordered, Feed feed, const char* method)
+      : IMapIterator(std::move(core), std::make_shared<detail::StreamJob<R>>(ordered),
+                     std::move(feed), method) {}
+  // `stream` is where the chunks' outcomes arrive (a ThreadPool's tasks
+  // deliver to it themselves).
+  IMapIterator(std::shared_ptr<Core> core, std::shared_ptr<detail::StreamJob<R>> stream, Feed feed,
                const char* method)
       : core_(std::move(core)),
-        stream_(std::make_shared<detail::StreamJob<R>>(ordered)),
+        stream_(std::move(stream)),
         feed_(std::move(feed)),
         window_(4 * static_cast<std::size_t>(core_->processes())),
         method_(method) {
-    std::vector<detail::PoolTask> tasks;
+    std::vector<Task> tasks;
     input_done_ = !feed_(tasks, window_);
     submitted_ = tasks.size();
     job_ = core_->submit(stream_, std::move(tasks), input_done_, method);
@@ -184,13 +199,13 @@ class IMapIterator {
   // Keeps `window_` chunks in flight, no more.
   void top_up() {
     if (input_done_ || submitted_ - taken_ >= window_) return;
-    std::vector<detail::PoolTask> tasks;
+    std::vector<Task> tasks;
     input_done_ = !feed_(tasks, window_ - (submitted_ - taken_));
     submitted_ += tasks.size();
     core_->add_tasks(job_, std::move(tasks), input_done_, method_);
   }
 
-  std::shared_ptr<detail::PoolCore> core_;
+  std::shared_ptr<Core> core_;
   std::shared_ptr<detail::StreamJob<R>> stream_;
   Feed feed_;
   std::size_t window_;
@@ -240,19 +255,112 @@ PoolTask make_task(std::uint64_t index, Runner runner, Encode&& encode) {
 template <class Range>
 using range_item_t = std::decay_t<std::ranges::range_reference_t<Range>>;
 
-// What one item of a chunk gives: f(item), or std::apply(f, item) for starmap.
-template <class F, class Item, bool Spread>
-struct ChunkResult {
-  using type = decltype(invoke_stored(std::declval<F&>(), std::declval<std::tuple<Item&>&>()));
-};
-template <class F, class Item>
-struct ChunkResult<F, Item, true> {
-  using type = decltype(invoke_stored(std::declval<F&>(), std::declval<Item&>()));
-};
-template <class F, class Item, bool Spread>
-using chunk_result_t = typename ChunkResult<F, Item, Spread>::type;
-
 std::size_t default_chunksize(std::size_t items, int processes);
+
+// imap's input, taken lazily: each call makes up to `chunks` more tasks of
+// `chunksize` items, with make_task(chunk index, items), and says whether
+// input is left. An rvalue range is moved into the feed; an lvalue range is
+// referenced.
+template <class Task, class Range, class MakeTask>
+auto chunk_feed(Range&& inputs, std::size_t chunksize, const char* method, MakeTask make_task) {
+  if (chunksize < 1) throw ValueError(std::string(method) + ": chunksize must be 1 or more, not 0");
+  using Item = range_item_t<Range>;
+  using Held =
+      std::conditional_t<std::is_lvalue_reference_v<Range>, Range, std::remove_cvref_t<Range>>;
+  struct Input {
+    Held range;
+    std::ranges::iterator_t<std::remove_reference_t<Held>> cursor;
+    std::uint64_t next_chunk = 0;
+  };
+  auto input = std::make_shared<Input>(Input{std::forward<Range>(inputs), {}, 0});
+  input->cursor = std::ranges::begin(input->range);
+  return [input, chunksize, make_task = std::move(make_task)](std::vector<Task>& tasks,
+                                                              std::size_t chunks) {
+    auto end = std::ranges::end(input->range);
+    while (chunks-- > 0 && input->cursor != end) {
+      std::vector<Item> items;
+      for (; items.size() < chunksize && input->cursor != end; ++input->cursor)
+        items.emplace_back(*input->cursor);
+      tasks.push_back(make_task(input->next_chunk++, std::move(items)));
+    }
+    return input->cursor != end;
+  };
+}
+
+// The names of a pool's methods in its messages.
+struct PoolMethodNames {
+  const char* apply_async;
+  const char* map;
+  const char* starmap;
+  const char* imap;
+  const char* imap_unordered;
+};
+
+// The call shapes Pool and ThreadPool share, as Python's ThreadPool shares
+// Pool's: each forwards to the pool's own submit_apply, submit_map<Spread>
+// and submit_stream, which check the call and submit it.
+template <class Derived>
+class PoolMethods {
+ public:
+  template <PlainCallable F, class... Args>
+  auto apply(F f, Args&&... args) {
+    return apply_async(std::move(f), std::forward<Args>(args)...).get_once();
+  }
+
+  template <PlainCallable F, class... Args>
+  auto apply_async(F f, Args&&... args) {
+    return apply_async(Callbacks<>{}, std::move(f), std::forward<Args>(args)...);
+  }
+
+  template <class A, class B, class F, class... Args>
+  auto apply_async(Callbacks<A, B> callbacks, F f, Args&&... args) {
+    return self().submit_apply(std::move(callbacks), std::move(f), std::forward<Args>(args)...);
+  }
+
+  template <PlainCallable F, class Range>
+  auto map(F f, Range&& inputs, std::size_t chunksize = 0) {
+    return map_async(std::move(f), std::forward<Range>(inputs), chunksize).get_once();
+  }
+  template <PlainCallable F, class Range>
+  auto map_async(F f, Range&& inputs, std::size_t chunksize = 0) {
+    return map_async(Callbacks<>{}, std::move(f), std::forward<Range>(inputs), chunksize);
+  }
+  template <class A, class B, class F, class Range>
+  auto map_async(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize = 0) {
+    return self().template submit_map<false>(std::move(callbacks), std::move(f),
+                                             std::forward<Range>(inputs), chunksize,
+                                             Derived::method_names.map);
+  }
+
+  template <PlainCallable F, class Range>
+  auto starmap(F f, Range&& tuples, std::size_t chunksize = 0) {
+    return starmap_async(std::move(f), std::forward<Range>(tuples), chunksize).get_once();
+  }
+  template <PlainCallable F, class Range>
+  auto starmap_async(F f, Range&& tuples, std::size_t chunksize = 0) {
+    return starmap_async(Callbacks<>{}, std::move(f), std::forward<Range>(tuples), chunksize);
+  }
+  template <class A, class B, class F, class Range>
+  auto starmap_async(Callbacks<A, B> callbacks, F f, Range&& tuples, std::size_t chunksize = 0) {
+    return self().template submit_map<true>(std::move(callbacks), std::move(f),
+                                            std::forward<Range>(tuples), chunksize,
+                                            Derived::method_names.starmap);
+  }
+
+  template <class F, class Range>
+  auto imap(F f, Range&& inputs, std::size_t chunksize = 1) {
+    return self().submit_stream(std::move(f), std::forward<Range>(inputs), chunksize, true,
+                                Derived::method_names.imap);
+  }
+  template <class F, class Range>
+  auto imap_unordered(F f, Range&& inputs, std::size_t chunksize = 1) {
+    return self().submit_stream(std::move(f), std::forward<Range>(inputs), chunksize, false,
+                                Derived::method_names.imap_unordered);
+  }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+};
 
 }  // namespace detail
 
@@ -284,7 +392,7 @@ std::size_t default_chunksize(std::size_t items, int processes);
 //  - a throwing callback does not kill the pool: its error becomes the result.
 // Blocking: apply/map/starmap block until done; join() waits for all submitted
 // work. Thread-safe: several threads may submit to one pool.
-class Pool {
+class Pool : public detail::PoolMethods<Pool> {
  public:
   Pool() : Pool(PoolOptions{}) {}
   explicit Pool(int processes) : Pool(PoolOptions{processes, {}, {}}) {}
@@ -292,70 +400,6 @@ class Pool {
   ~Pool();
   Pool(Pool&&) noexcept = default;
   Pool& operator=(Pool&&) noexcept;
-
-  template <detail::PlainCallable F, class... Args>
-  auto apply(F f, Args&&... args) {
-    return apply_async(std::move(f), std::forward<Args>(args)...).get_once();
-  }
-
-  template <detail::PlainCallable F, class... Args>
-  auto apply_async(F f, Args&&... args) {
-    return apply_async(Callbacks<>{}, std::move(f), std::forward<Args>(args)...);
-  }
-
-  template <class A, class B, class F, class... Args>
-  auto apply_async(Callbacks<A, B> callbacks, F f, Args&&... args) {
-    detail::check_pool_callable<F>();
-    using R = detail::task_result_t<F, std::decay_t<Args>...>;
-    using Stored = std::conditional_t<std::is_void_v<R>, detail::NoValue, R>;
-    auto state = std::make_shared<detail::ResultState<Stored>>();
-    auto job = std::make_shared<detail::ApplyJob<R>>(
-        state, detail::to_callback_set<R>(std::move(callbacks)));
-    std::vector<detail::PoolTask> tasks;
-    tasks.push_back(detail::make_task(0, &detail::run_apply<F, std::decay_t<Args>...>, [&] {
-      return detail::encode_apply(f, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
-    }));
-    core_->submit(std::move(job), std::move(tasks), true, "Pool.apply_async");
-    return AsyncResult<R>(std::move(state));
-  }
-
-  template <detail::PlainCallable F, class Range>
-  auto map(F f, Range&& inputs, std::size_t chunksize = 0) {
-    return map_async(std::move(f), std::forward<Range>(inputs), chunksize).get_once();
-  }
-  template <detail::PlainCallable F, class Range>
-  auto map_async(F f, Range&& inputs, std::size_t chunksize = 0) {
-    return map_async(Callbacks<>{}, std::move(f), std::forward<Range>(inputs), chunksize);
-  }
-  template <class A, class B, class F, class Range>
-  auto map_async(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize = 0) {
-    return submit_map<false>(std::move(callbacks), std::move(f), std::forward<Range>(inputs),
-                             chunksize, "Pool.map");
-  }
-
-  template <detail::PlainCallable F, class Range>
-  auto starmap(F f, Range&& tuples, std::size_t chunksize = 0) {
-    return starmap_async(std::move(f), std::forward<Range>(tuples), chunksize).get_once();
-  }
-  template <detail::PlainCallable F, class Range>
-  auto starmap_async(F f, Range&& tuples, std::size_t chunksize = 0) {
-    return starmap_async(Callbacks<>{}, std::move(f), std::forward<Range>(tuples), chunksize);
-  }
-  template <class A, class B, class F, class Range>
-  auto starmap_async(Callbacks<A, B> callbacks, F f, Range&& tuples, std::size_t chunksize = 0) {
-    return submit_map<true>(std::move(callbacks), std::move(f), std::forward<Range>(tuples),
-                            chunksize, "Pool.starmap");
-  }
-
-  template <class F, class Range>
-  auto imap(F f, Range&& inputs, std::size_t chunksize = 1) {
-    return submit_stream(std::move(f), std::forward<Range>(inputs), chunksize, true, "Pool.imap");
-  }
-  template <class F, class Range>
-  auto imap_unordered(F f, Range&& inputs, std::size_t chunksize = 1) {
-    return submit_stream(std::move(f), std::forward<Range>(inputs), chunksize, false,
-                         "Pool.imap_unordered");
-  }
 
   void close();
   void terminate();
@@ -365,10 +409,43 @@ class Pool {
   std::vector<int> worker_pids() const;  // live workers, for diagnostics
 
  private:
+  friend class detail::PoolMethods<Pool>;
+  static constexpr detail::PoolMethodNames method_names{
+      "Pool.apply_async", "Pool.map", "Pool.starmap", "Pool.imap", "Pool.imap_unordered"};
+
+  // Each call checks its callable and types first (each check with its own
+  // message) and instantiates the rest only if they pass, so that no cereal
+  // or std::apply error follows the message.
+  template <class A, class B, class F, class... Args>
+  auto submit_apply(Callbacks<A, B> callbacks, F f, Args&&... args) {
+    if constexpr (detail::check_pool_apply<F, std::decay_t<Args>...>())
+      return submit_checked_apply(std::move(callbacks), std::move(f), std::forward<Args>(args)...);
+  }
+  template <class A, class B, class F, class... Args>
+  auto submit_checked_apply(Callbacks<A, B> callbacks, F f, Args&&... args) {
+    using R = detail::task_result_t<F, std::decay_t<Args>...>;
+    using Stored = std::conditional_t<std::is_void_v<R>, detail::NoValue, R>;
+    auto state = std::make_shared<detail::ResultState<Stored>>();
+    auto job = std::make_shared<detail::ApplyJob<R>>(
+        state, detail::to_callback_set<R>(std::move(callbacks)));
+    std::vector<detail::PoolTask> tasks;
+    tasks.push_back(detail::make_task(0, &detail::run_apply<F, std::decay_t<Args>...>, [&] {
+      return detail::encode_apply(f, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+    }));
+    core_->submit(std::move(job), std::move(tasks), true, method_names.apply_async);
+    return AsyncResult<R>(std::move(state));
+  }
+
   template <bool Spread, class A, class B, class F, class Range>
   auto submit_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
                   const char* method) {
-    detail::check_pool_callable<F>();
+    if constexpr (detail::check_pool_map<F, detail::range_item_t<Range>, Spread>())
+      return submit_checked_map<Spread>(std::move(callbacks), std::move(f),
+                                        std::forward<Range>(inputs), chunksize, method);
+  }
+  template <bool Spread, class A, class B, class F, class Range>
+  auto submit_checked_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
+                          const char* method) {
     using Item = detail::range_item_t<Range>;
     using Value = detail::chunk_result_t<F, Item, Spread>;
     // Chunks are encoded straight from a sized random-access range; any other
@@ -416,37 +493,190 @@ class Pool {
   template <class F, class Range>
   auto submit_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
                      const char* method) {
-    detail::check_pool_callable<F>();
-    if (chunksize < 1)
-      throw ValueError(std::string(method) + ": chunksize must be 1 or more, not 0");
+    if constexpr (detail::check_pool_map<F, detail::range_item_t<Range>, false>())
+      return submit_checked_stream(std::move(f), std::forward<Range>(inputs), chunksize, ordered,
+                                   method);
+  }
+  template <class F, class Range>
+  auto submit_checked_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
+                             const char* method) {
     using Item = detail::range_item_t<Range>;
     using Value = detail::chunk_result_t<F, Item, false>;
-    // An rvalue range is moved into the feed; an lvalue range is referenced.
-    using Held = std::conditional_t<std::is_lvalue_reference_v<Range>, Range,
-                                    std::remove_cvref_t<Range>>;
-    struct Input {
-      Held range;
-      std::ranges::iterator_t<std::remove_reference_t<Held>> cursor;
-      std::uint64_t next_chunk = 0;
-    };
-    auto input = std::make_shared<Input>(Input{std::forward<Range>(inputs), {}, 0});
-    input->cursor = std::ranges::begin(input->range);
-    auto feed = [input, f, chunksize](std::vector<detail::PoolTask>& tasks, std::size_t chunks) {
-      auto end = std::ranges::end(input->range);
-      while (chunks-- > 0 && input->cursor != end) {
-        std::vector<Item> items;
-        for (; items.size() < chunksize && input->cursor != end; ++input->cursor)
-          items.emplace_back(*input->cursor);
-        tasks.push_back(detail::make_task(
-            input->next_chunk++, &detail::run_chunk<F, Item, false>,
-            [&] { return detail::encode_chunk<Item>(f, items.begin(), items.size()); }));
-      }
-      return input->cursor != end;
-    };
+    auto feed = detail::chunk_feed<detail::PoolTask>(
+        std::forward<Range>(inputs), chunksize, method,
+        [f](std::uint64_t chunk, const std::vector<Item>& items) {
+          return detail::make_task(chunk, &detail::run_chunk<F, Item, false>, [&] {
+            return detail::encode_chunk<Item>(f, items.begin(), items.size());
+          });
+        });
     return IMapIterator<Value>(core_, ordered, std::move(feed), method);
   }
 
   std::shared_ptr<detail::PoolCore> core_;
+};
+
+// ThreadPool (Python: multiprocessing.pool.ThreadPool, multiprocessing.dummy.Pool)
+//
+// Pool's methods, on threads of this process: apply, apply_async, map,
+// map_async, starmap, starmap_async, imap, imap_unordered, close, terminate,
+// join, with the same AsyncResult, IMapIterator and Callbacks. Nothing is
+// serialized, so any callable works (capturing lambdas too), arguments and
+// results need no cereal support and may be process-shared objects (a Lock,
+// a Queue), and a task's exception reaches get() or the iterator as itself
+// (catch std::invalid_argument, not RemoteError).
+//
+// Differs from Pool: the error callback gets a `const std::exception&` (any
+// exception a task throws); callbacks run in the pool's threads, one at a
+// time, as Python runs them in its one result thread, and must not wait for
+// other results of the pool. PoolOptions::maxtasksperchild is refused
+// (Python's ThreadPool has no such argument: threads are not replaced). An
+// initializer that throws makes the constructor throw it.
+// Differs from Python: the destructor is close() + join() (as Pool's);
+// terminate() cannot stop a running task (no thread can be killed): it
+// cancels the tasks not begun (their results fail with mp::CancelledError)
+// and waits for the running ones.
+// Blocking: as Pool. Thread-safe: several threads may submit to one pool.
+// join() from one of the pool's own threads throws mp::ValueError.
+class ThreadPool : public detail::PoolMethods<ThreadPool> {
+ public:
+  ThreadPool() : ThreadPool(PoolOptions{}) {}
+  explicit ThreadPool(int processes) : ThreadPool(PoolOptions{processes, {}, {}}) {}
+  explicit ThreadPool(PoolOptions options);
+  ~ThreadPool();
+  ThreadPool(ThreadPool&&) noexcept = default;
+  ThreadPool& operator=(ThreadPool&&) noexcept;
+
+  void close();
+  void terminate();
+  void join();  // ValueError unless closed or terminated
+
+  int processes() const;
+
+ private:
+  friend class detail::PoolMethods<ThreadPool>;
+  static constexpr detail::PoolMethodNames method_names{
+      "ThreadPool.apply_async", "ThreadPool.map", "ThreadPool.starmap", "ThreadPool.imap",
+      "ThreadPool.imap_unordered"};
+  using Task = detail::ThreadPoolCore::Task;
+
+  static std::exception_ptr cancelled();
+
+  template <class A, class B, class F, class... Args>
+  auto submit_apply(Callbacks<A, B> callbacks, F f, Args&&... args) {
+    if constexpr (detail::check_apply_call<F, std::decay_t<Args>...>()) {
+      using R = detail::task_result_t<F, std::decay_t<Args>...>;
+      using Stored = std::conditional_t<std::is_void_v<R>, detail::NoValue, R>;
+      auto state = std::make_shared<detail::ResultState<Stored>>();
+      auto job = std::make_shared<detail::ApplyJob<R>>(
+          state, detail::to_callback_set<R>(std::move(callbacks)));
+      // Shared, so that the task is copyable whatever the arguments are.
+      auto call = std::make_shared<std::tuple<F, std::tuple<std::decay_t<Args>...>>>(
+          std::move(f), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+      std::vector<Task> tasks;
+      tasks.push_back([job, call, core = core_.get()](bool run) {
+        std::optional<Stored> value;
+        std::exception_ptr error = run ? nullptr : cancelled();
+        if (run) {
+          try {
+            value.emplace(detail::invoke_stored(std::get<0>(*call), std::get<1>(*call)));
+          } catch (...) {
+            error = std::current_exception();
+          }
+        }
+        core->deliver([&] {
+          if (error)
+            job->task_failed(0, std::move(error));
+          else
+            job->task_returned(std::move(*value));
+        });
+      });
+      core_->submit(job, std::move(tasks), true, method_names.apply_async);
+      return AsyncResult<R>(std::move(state));
+    }
+  }
+
+  // One chunk's task: computes its values and hands them, or its error, to
+  // `deliver(chunk, values, error)` (under the pool's outcome lock for a map).
+  template <bool Spread, class F, class Items, class Deliver>
+  static Task chunk_task(std::shared_ptr<F> f, std::shared_ptr<Items> items, std::size_t first,
+                         std::size_t count, std::uint64_t chunk, Deliver deliver) {
+    return [f, items, first, count, chunk, deliver](bool run) {
+      using Value = detail::chunk_result_t<F, typename Items::value_type, Spread>;
+      std::vector<Value> values;
+      std::exception_ptr error = run ? nullptr : cancelled();
+      if (run) {
+        try {
+          values.reserve(count);
+          for (std::size_t i = first; i < first + count; ++i)
+            values.push_back(detail::call_with_item<Spread>(*f, (*items)[i]));
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      deliver(chunk, std::move(values), std::move(error));
+    };
+  }
+
+  template <bool Spread, class A, class B, class F, class Range>
+  auto submit_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
+                  const char* method) {
+    using Item = detail::range_item_t<Range>;
+    if constexpr (detail::check_map_call<F, Item, Spread>()) {
+      using Value = detail::chunk_result_t<F, Item, Spread>;
+      // The items are copied, as Python lists them: the caller's range may
+      // go away before the tasks run.
+      auto items = std::make_shared<std::vector<Item>>(std::ranges::begin(inputs),
+                                                       std::ranges::end(inputs));
+      const std::size_t size = items->size();
+      if (chunksize == 0) chunksize = detail::default_chunksize(size, processes());
+      auto state = std::make_shared<detail::ResultState<std::vector<Value>>>();
+      auto job = std::make_shared<detail::MapJob<Value>>(
+          state,
+          detail::to_callback_set<std::vector<Value>>(std::move(callbacks)),
+          size, chunksize);
+      auto shared_f = std::make_shared<F>(std::move(f));
+      auto deliver = [job, core = core_.get()](std::uint64_t chunk, std::vector<Value> values,
+                                               std::exception_ptr error) {
+        core->deliver([&] {
+          if (error)
+            job->task_failed(chunk, std::move(error));
+          else
+            job->chunk_returned(chunk, std::move(values));
+        });
+      };
+      std::vector<Task> tasks;
+      for (std::size_t first = 0, chunk = 0; first < size; first += chunksize, ++chunk)
+        tasks.push_back(chunk_task<Spread>(shared_f, items, first, std::min(size - first, chunksize),
+                                           chunk, deliver));
+      core_->submit(job, std::move(tasks), true, method);
+      return AsyncResult<std::vector<Value>>(std::move(state));
+    }
+  }
+
+  template <class F, class Range>
+  auto submit_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
+                     const char* method) {
+    using Item = detail::range_item_t<Range>;
+    if constexpr (detail::check_map_call<F, Item, false>()) {
+      using Value = detail::chunk_result_t<F, Item, false>;
+      auto stream = std::make_shared<detail::StreamJob<Value>>(ordered);
+      auto shared_f = std::make_shared<F>(std::move(f));
+      auto deliver = [stream](std::uint64_t chunk, std::vector<Value> values,
+                              std::exception_ptr error) {
+        stream->arrive(chunk, {std::move(values), std::move(error)});
+      };
+      auto feed = detail::chunk_feed<Task>(
+          std::forward<Range>(inputs), chunksize, method,
+          [shared_f, deliver](std::uint64_t chunk, std::vector<Item>&& items) {
+            auto held = std::make_shared<std::vector<Item>>(std::move(items));
+            return chunk_task<false>(shared_f, held, 0, held->size(), chunk, deliver);
+          });
+      return IMapIterator<Value, detail::ThreadPoolCore>(core_, std::move(stream), std::move(feed),
+                                                         method);
+    }
+  }
+
+  std::shared_ptr<detail::ThreadPoolCore> core_;
 };
 
 }  // namespace mp

@@ -62,8 +62,8 @@ struct TimeoutExpired : mp::Error {
 // copy of (the parent keeps and still owns its descriptor).
 struct Stream {
   enum class Kind { inherit, pipe, devnull, stdout_, fd };
-  constexpr explicit Stream(Kind kind) noexcept : kind(kind) {}
-  constexpr Stream(int fd) noexcept : kind(Kind::fd), fd(fd) {}  // NOLINT: implicit, as in Python
+  constexpr explicit Stream(Kind stream_kind) noexcept : kind(stream_kind) {}
+  constexpr Stream(int parent_fd) noexcept : kind(Kind::fd), fd(parent_fd) {}  // NOLINT: implicit, as in Python
   Kind kind;
   int fd = -1;
 };

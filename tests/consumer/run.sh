@@ -15,6 +15,11 @@ if [ "$mode" = subproject ]; then
   mkdir project/subprojects
   ln -s "$source_root" project/subprojects/mp
   meson setup build project "${options[@]}" >/dev/null
+  # Only bench/ uses Boost: a subproject must not even look for it.
+  if grep -i 'boost' build/meson-logs/meson-log.txt; then
+    echo "mp as a subproject looked for Boost (above); only bench/ may"
+    exit 1
+  fi
 else
   # Installed into a staging root; pkg-config's sysroot points the flags of
   # mp.pc (prefix /usr/local) into it.

@@ -27,6 +27,7 @@ struct PoolTask {
 
 class PoolCore {
  public:
+  using Task = PoolTask;
   PoolCore(int processes, std::function<void()> initializer,
            std::optional<int> maxtasksperchild);
   ~PoolCore();

@@ -107,6 +107,17 @@ std::exception_ptr run_callbacks(const CallbackSet<R>& callbacks, const Stored* 
   return error;
 }
 
+// A ThreadPool's results never travel, so they need no cereal support; the
+// jobs decode payloads (task_succeeded) only for types that have it.
+template <class Stored>
+inline constexpr bool decodable = is_cereal_serializable_v<Stored>;
+template <class Stored>
+std::exception_ptr not_decodable(std::string_view payload) {
+  return std::make_exception_ptr(SerializationError(
+      "Pool: a result of " + std::to_string(payload.size()) + " bytes for " + type_name<Stored>() +
+      ", which cereal cannot read"));
+}
+
 // The shared state behind an AsyncResult: filled once by the result thread.
 template <class Stored>
 class ResultState {
@@ -115,7 +126,7 @@ class ResultState {
     {
       std::lock_guard lock(mutex_);
       value_ = std::move(value);
-      error_ = error;
+      error_ = std::move(error);
       ready_ = true;
       ready_flag_.store(true, std::memory_order_release);
     }
@@ -186,18 +197,28 @@ class ApplyJob final : public Job {
       : state_(std::move(state)), callbacks_(std::move(callbacks)) {}
 
   void task_succeeded(std::uint64_t, std::string_view payload) override {
-    std::optional<Stored> value;
-    try {
-      value = loads<Stored>(payload, "Pool: task result");
-    } catch (...) {
-      task_failed(0, std::current_exception());
-      return;
+    if constexpr (decodable<Stored>) {
+      std::optional<Stored> value;
+      try {
+        value = loads<Stored>(payload, "Pool: task result");
+      } catch (...) {
+        task_failed(0, std::current_exception());
+        return;
+      }
+      task_returned(std::move(*value));
+    } else {
+      task_failed(0, not_decodable<Stored>(payload));
     }
-    state_->set(std::move(value), run_callbacks(callbacks_, &*value, nullptr));
   }
 
   void task_failed(std::uint64_t, std::exception_ptr error) override {
-    state_->set(std::nullopt, run_callbacks<R, Stored>(callbacks_, nullptr, error));
+    state_->set(std::nullopt, run_callbacks<R, Stored>(callbacks_, nullptr, std::move(error)));
+  }
+
+  // The value itself, from a task that ran in this process (ThreadPool).
+  void task_returned(Stored value) {
+    std::exception_ptr callback_error = run_callbacks(callbacks_, &value, nullptr);
+    state_->set(std::move(value), callback_error);
   }
 
  private:
@@ -214,8 +235,9 @@ class MapJob final : public Job {
   using Stored = std::conditional_t<std::is_void_v<R>, NoValue, R>;
   using Vector = std::vector<Stored>;
 
-  MapJob(std::shared_ptr<ResultState<Vector>> state, CallbackSet<std::vector<Stored>> callbacks,
-         std::size_t items, std::size_t chunksize)
+  MapJob(std::shared_ptr<ResultState<Vector>> state,
+         CallbackSet<std::vector<Stored>> callbacks, std::size_t items,
+         std::size_t chunksize)
       : state_(std::move(state)),
         callbacks_(std::move(callbacks)),
         items_(items),
@@ -225,6 +247,10 @@ class MapJob final : public Job {
   }
 
   void task_succeeded(std::uint64_t chunk, std::string_view payload) override {
+    if constexpr (!decodable<Stored>) {
+      task_failed(chunk, not_decodable<Stored>(payload));
+      return;
+    }
     try {
       // Made here, in the result thread, when the first chunk is in: the
       // submitting thread is meanwhile busy encoding and sending chunks.
@@ -232,12 +258,22 @@ class MapJob final : public Job {
       std::size_t first = chunk * chunksize_;
       if (first > values_.size())
         throw SerializationError("Pool.map: a result for a chunk that does not exist");
-      load_chunk_results<Stored>(payload, values_.begin() + static_cast<std::ptrdiff_t>(first),
-                                 values_.size() - first, "Pool.map: chunk result");
+      if constexpr (decodable<Stored>)
+        load_chunk_results<Stored>(payload, values_.begin() + static_cast<std::ptrdiff_t>(first),
+                                   values_.size() - first, "Pool.map: chunk result");
     } catch (...) {
       task_failed(chunk, std::current_exception());
       return;
     }
+    if (--chunks_left_ == 0) finish();
+  }
+
+  // A chunk's values themselves, from tasks that ran in this process
+  // (ThreadPool); `values` has the chunk's size.
+  void chunk_returned(std::uint64_t chunk, Vector values) {
+    if (values_.size() != items_) values_.resize(items_);
+    std::move(values.begin(), values.end(),
+              values_.begin() + static_cast<std::ptrdiff_t>(chunk * chunksize_));
     if (--chunks_left_ == 0) finish();
   }
 
@@ -280,16 +316,29 @@ class StreamJob final : public Job {
 
   void task_succeeded(std::uint64_t chunk, std::string_view payload) override {
     Outcome outcome;
-    try {
-      outcome.first = loads<std::vector<Stored>>(payload, "Pool.imap: chunk result");
-    } catch (...) {
-      outcome.second = std::current_exception();
+    if constexpr (decodable<Stored>) {
+      try {
+        outcome.first = loads<std::vector<Stored>>(payload, "Pool.imap: chunk result");
+      } catch (...) {
+        outcome.second = std::current_exception();
+      }
+    } else {
+      outcome.second = not_decodable<Stored>(payload);
     }
     arrive(chunk, std::move(outcome));
   }
 
   void task_failed(std::uint64_t chunk, std::exception_ptr error) override {
-    arrive(chunk, Outcome{{}, error});
+    arrive(chunk, Outcome{{}, std::move(error)});
+  }
+
+  // A chunk's outcome, as it is (ThreadPool); from any thread.
+  void arrive(std::uint64_t chunk, Outcome outcome) {
+    {
+      std::lock_guard lock(mutex_);
+      arrived_.emplace(chunk, std::move(outcome));
+    }
+    arrival_.notify_all();
   }
 
   // The next chunk's outcome, or nullopt at the deadline.
@@ -311,14 +360,6 @@ class StreamJob final : public Job {
   }
 
  private:
-  void arrive(std::uint64_t chunk, Outcome outcome) {
-    {
-      std::lock_guard lock(mutex_);
-      arrived_.emplace(chunk, std::move(outcome));
-    }
-    arrival_.notify_all();
-  }
-
   const bool ordered_;
   std::mutex mutex_;
   std::condition_variable arrival_;

@@ -13,8 +13,11 @@
 //    dangle or be stale in a worker that was forked before it existed.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -42,21 +45,138 @@ template <class F>
 inline constexpr bool is_stateless_callable_v =
     std::is_empty_v<F> && std::is_default_constructible_v<F>;
 
-template <class F>
-inline constexpr bool is_serializable_callable_v =
-    cereal::traits::is_output_serializable<F, OutputArchive>::value &&
-    cereal::traits::is_input_serializable<F, InputArchive>::value &&
-    std::is_default_constructible_v<F>;
+template <class T>
+inline constexpr bool is_cereal_serializable_v =
+    cereal::traits::is_output_serializable<T, OutputArchive>::value &&
+    cereal::traits::is_input_serializable<T, InputArchive>::value;
 
 template <class F>
-void check_pool_callable() {
-  static_assert(is_function_pointer_v<F> || is_stateless_callable_v<F> ||
-                    is_serializable_callable_v<F>,
+inline constexpr bool is_serializable_callable_v =
+    is_cereal_serializable_v<F> && std::is_default_constructible_v<F>;
+
+template <class F>
+constexpr bool check_pool_callable() {
+  constexpr bool travels =
+      is_function_pointer_v<F> || is_stateless_callable_v<F> || is_serializable_callable_v<F>;
+  static_assert(travels,
                 "mp::Pool: this callable cannot run on the pool's workers. Workers are forked "
                 "when the Pool is created, so a capturing lambda's captures would be stale or "
                 "dangling there. Use a function, a captureless lambda, or a functor whose state "
                 "has a cereal serialize() member, and pass the data as task arguments instead; "
-                "or use mp::Process, whose child inherits everything at start().");
+                "or use mp::Process, whose child inherits everything at start(), or "
+                "mp::ThreadPool, whose threads share this process.");
+  return travels;
+}
+
+}  // namespace mp::detail
+
+namespace mp {
+// Found by argument-dependent lookup only, so only for a type of namespace mp
+// or a template instantiated with one. Declared, never defined or called.
+template <class T>
+std::true_type declared_in_namespace_mp(const T&);
+}  // namespace mp
+
+// Outside namespace mp, so that ordinary lookup cannot find the probe.
+namespace mp_adl_probe {
+template <class T, class = void>
+struct in_namespace_mp : std::false_type {};
+template <class T>
+struct in_namespace_mp<T, std::void_t<decltype(declared_in_namespace_mp(std::declval<const T&>()))>>
+    : std::true_type {};
+}  // namespace mp_adl_probe
+
+namespace mp::detail {
+
+// A process-shared handle (Lock, Queue, Value, Connection, SharedMemory...):
+// an mp class that cereal cannot write, not an exception. Containers, tuples
+// and other templates holding one count too.
+template <class T>
+inline constexpr bool is_shared_handle_v =
+    std::is_class_v<T> && mp_adl_probe::in_namespace_mp<T>::value &&
+    !is_cereal_serializable_v<T> && !std::is_base_of_v<std::exception, T>;
+
+template <class T>
+struct holds_shared_handle : std::bool_constant<is_shared_handle_v<T>> {};
+template <class T>
+struct holds_shared_handle<T*> : holds_shared_handle<std::remove_cv_t<T>> {};
+template <class T, std::size_t N>
+struct holds_shared_handle<std::array<T, N>> : holds_shared_handle<std::remove_cv_t<T>> {};
+template <template <class...> class Template, class... Params>
+struct holds_shared_handle<Template<Params...>>
+    : std::bool_constant<is_shared_handle_v<Template<Params...>> ||
+                         (holds_shared_handle<std::remove_cv_t<Params>>::value || ...)> {};
+
+template <class... Args>
+constexpr bool check_no_shared_handles() {
+  constexpr bool none = !(holds_shared_handle<Args>::value || ...);
+  static_assert(none,
+                "mp::Pool: a task argument is (or holds) a process-shared mp object (Lock, RLock, "
+                "Semaphore, Condition, Event, Queue, Value, Array, Connection, Listener, "
+                "SharedMemory...), which cannot be copied into a message to a worker (Python: "
+                "\"Lock objects should only be shared between processes through inheritance\"). "
+                "Create it before the Pool: the workers are forked then and inherit it. Let the "
+                "task reach it through a global or static variable (or a container of them, "
+                "passing the index as the argument), or set it up in PoolOptions::initializer; "
+                "Pool callables capture nothing, so a lambda cannot carry it. mp::ThreadPool "
+                "takes such arguments as they are.");
+  return none;
+}
+
+// Whether `f` can be called with the elements of a tuple-like Item, as
+// starmap calls it.
+template <class F, class Item, std::size_t... I>
+constexpr bool applicable(std::index_sequence<I...>) {
+  return std::is_invocable_v<F&, std::tuple_element_t<I, Item>&...>;
+}
+template <class F, class Item, class = void>
+struct is_applicable : std::false_type {};
+template <class F, class Item>
+struct is_applicable<F, Item, std::void_t<decltype(std::tuple_size<Item>::value)>>
+    : std::bool_constant<applicable<F, Item>(std::make_index_sequence<std::tuple_size_v<Item>>())> {};
+
+// Checked before anything else is instantiated, so that a wrong call reads
+// as one message first, not as errors from inside std::apply.
+template <class F, class... Args>
+constexpr bool check_apply_call() {
+  constexpr bool callable = std::is_invocable_v<F&, Args&...>;
+  static_assert(callable,
+                "mp::Pool.apply: the function cannot be called with these arguments: "
+                "apply(f, args...) calls f(args...) with each argument as an lvalue of its "
+                "decayed type; check their number and types");
+  return callable;
+}
+template <class F, class Item, bool Spread>
+constexpr bool check_map_call() {
+  if constexpr (Spread) {
+    constexpr bool callable = is_applicable<F, Item>::value;
+    static_assert(callable,
+                  "mp::Pool.starmap: the function cannot be called with the elements of an item: "
+                  "starmap(f, tuples) calls f(a, b, ...) for each item (a, b, ...), which must "
+                  "be a std::tuple, std::pair or std::array matching f's parameters");
+    return callable;
+  } else {
+    constexpr bool callable = std::is_invocable_v<F&, Item&>;
+    static_assert(callable,
+                  "mp::Pool.map: the function cannot be called with one item of the range: "
+                  "map(f, items) calls f(item) with each item as an lvalue; for a function of "
+                  "several arguments use starmap with a range of tuples");
+    return callable;
+  }
+}
+
+// Everything a Pool call requires of its callable and argument types, each
+// with its own message. A Pool method instantiates its body only if they
+// hold, so that no cereal or std::apply error follows the message.
+template <class F, class... Args>
+constexpr bool check_pool_apply() {
+  return check_pool_callable<F>() && check_no_shared_handles<Args...>() &&
+         check_apply_call<F, Args...>();
+}
+template <class F, class Item, bool Spread>
+constexpr bool check_pool_map() {
+  return check_pool_callable<F>() && check_no_shared_handles<Item>() &&
+         check_map_call<F, Item, Spread>();
 }
 
 // The callable's part of a payload.
@@ -111,6 +231,22 @@ auto invoke_stored(F& f, Tuple& args) {
   }
 }
 
+// One item of a map (f(item)) or of a starmap (f(elements of item...)).
+template <bool Spread, class F, class Item>
+auto call_with_item(F& f, Item& item) {
+  if constexpr (Spread) {
+    return invoke_stored(f, item);
+  } else {
+    std::tuple<Item&> one(item);
+    return invoke_stored(f, one);
+  }
+}
+
+// What one item of a chunk gives.
+template <class F, class Item, bool Spread>
+using chunk_result_t =
+    decltype(call_with_item<Spread>(std::declval<F&>(), std::declval<Item&>()));
+
 template <class Value>
 void save_result(std::string& out, const Value& value) {
   dump_into(out, value, "Pool worker: result");
@@ -164,14 +300,7 @@ void run_chunk(std::string_view payload, std::string& result) {
   InputArchive archive(payload);
   F f = load_callable<F>(archive);
   const std::size_t count = load_element_count<std::vector<Item>>(archive);
-  auto call = [&f](Item& item) {
-    if constexpr (Spread) {
-      return invoke_stored(f, item);
-    } else {
-      std::tuple<Item&> one(item);
-      return invoke_stored(f, one);
-    }
-  };
+  auto call = [&f](Item& item) { return call_with_item<Spread>(f, item); };
   using Value = decltype(call(std::declval<Item&>()));
   const char* raw_items = nullptr;
   if constexpr (is_raw_v<Item>) {

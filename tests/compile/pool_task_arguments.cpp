@@ -1,0 +1,65 @@
+// Compiled, never run: which task argument types mp::Pool refuses with its
+// "process-shared mp object" message (detail/pool_task.hpp), for every handle
+// of the library, and that ordinary values still pass. The compile_fail tests
+// show the message itself for a few of them.
+#include <mp/mp.hpp>
+
+#include <array>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+namespace {
+
+template <class T>
+constexpr bool refused = mp::detail::holds_shared_handle<T>::value;
+
+struct Point {
+  double x = 0, y = 0;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(x, y);
+  }
+};
+
+}  // namespace
+
+static_assert(refused<mp::Lock>);
+static_assert(refused<mp::RLock>);
+static_assert(refused<mp::Semaphore>);
+static_assert(refused<mp::BoundedSemaphore>);
+static_assert(refused<mp::Condition>);
+static_assert(refused<mp::Event>);
+static_assert(refused<mp::Barrier>);
+static_assert(refused<mp::Queue<int>>);
+static_assert(refused<mp::SimpleQueue<std::string>>);
+static_assert(refused<mp::JoinableQueue<Point>>);
+static_assert(refused<mp::Value<int>>);
+static_assert(refused<mp::RawValue<double>>);
+static_assert(refused<mp::Array<int>>);
+static_assert(refused<mp::RawArray<char>>);
+static_assert(refused<mp::Connection>);
+static_assert(refused<mp::Listener>);
+static_assert(refused<mp::SharedMemory>);
+static_assert(refused<mp::Process>);
+static_assert(refused<mp::Lock*>);
+static_assert(refused<std::vector<mp::Lock>>);
+static_assert(refused<std::tuple<int, mp::Queue<int>>>);
+static_assert(refused<std::pair<mp::Connection, int>>);
+static_assert(refused<std::array<mp::Event, 2>>);
+static_assert(refused<std::optional<mp::Value<int>>>);
+static_assert(refused<std::map<int, std::vector<mp::Lock>>>);
+
+static_assert(!refused<int>);
+static_assert(!refused<std::string>);
+static_assert(!refused<Point>);
+static_assert(!refused<std::vector<Point>>);
+static_assert(!refused<std::tuple<int, std::string, double>>);
+static_assert(!refused<std::map<std::string, std::vector<int>>>);
+static_assert(!refused<std::variant<int, std::string>>);
+static_assert(!refused<std::array<int, 3>>);
+static_assert(!refused<mp::ValueError>);  // an exception, not a handle
