@@ -639,7 +639,9 @@ void OrderedIndex::append(std::size_t hash) {
     throw OverflowError("Object: a dict or set holds at most 2^32 - 2 entries");
   hashes_.push_back(hash);
   const std::size_t count = hashes_.size();
-  if (count <= small_table) return;
+  // Small sets are scanned, unless reserve() built a table already: then
+  // every entry is in it, from the first.
+  if (count <= small_table && slots_.empty()) return;
   if (count * 2 > slots_.size()) {
     rebuild(std::bit_ceil(count * 2));
     return;
