@@ -35,16 +35,7 @@ namespace {
 
 const std::string peer_script = MP_SOURCE_ROOT "/tests/helpers/py_connection_peer.py";
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
+using test_support::hex;
 
 int open_descriptors() {
   int count = 0;

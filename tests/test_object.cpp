@@ -38,15 +38,7 @@ constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
 const double not_a_number = std::numeric_limits<double>::quiet_NaN();
 const double infinity = std::numeric_limits<double>::infinity();
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
+using test_support::hex;
 
 std::string unhex(std::string_view text) {
   std::string out;

@@ -287,6 +287,25 @@ struct FdOwner {
 volatile sig_atomic_t alarms = 0;
 void on_alarm(int) { alarms = alarms + 1; }
 
+// Runs tests/helpers/process_exit in `mode`, which starts a daemon child that
+// sleeps 60 s and a worker, prints "pids <daemon> <worker>" and ends; its
+// exit must terminate the daemon (so it ends well within 20 s).
+struct ExitRun {
+  std::string out;
+  int helper_pid = 0;
+  int daemon_pid = 0;
+  int worker_pid = 0;
+};
+ExitRun run_exit_helper(const char* mode) {
+  const auto start = std::chrono::steady_clock::now();
+  test_support::Program helper({MP_TEST_HELPERS "/process_exit", mode});
+  CHECK(helper.wait() == 0);
+  CHECK(test_support::seconds_since(start) < 20.0);
+  ExitRun run{helper.out(), helper.pid()};
+  REQUIRE(std::sscanf(run.out.c_str(), "pids %d %d", &run.daemon_pid, &run.worker_pid) == 2);
+  return run;
+}
+
 }  // namespace
 
 TEST_SUITE("process") {
@@ -957,14 +976,9 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("at exit a daemon child is terminated and a non-daemon child joined") {
-    auto start = std::chrono::steady_clock::now();
-    test_support::Program helper({MP_TEST_HELPERS "/process_exit", "leak"});
-    CHECK(helper.wait() == 0);
-    CHECK(seconds_since(start) < 20.0);  // the daemon sleeps 60s: it was terminated
-    int daemon_pid = 0, worker_pid = 0;
-    REQUIRE(std::sscanf(helper.out().c_str(), "pids %d %d", &daemon_pid, &worker_pid) == 2);
-    CHECK(contains(helper.out(), "worker done\n"));  // joined, not abandoned
-    CHECK(test_support::all_gone_within({daemon_pid, worker_pid}, 10s));
+    const ExitRun run = run_exit_helper("leak");
+    CHECK(contains(run.out, "worker done\n"));  // joined, not abandoned
+    CHECK(test_support::all_gone_within({run.daemon_pid, run.worker_pid}, 10s));
   }
 
   // ---- exit codes ----
@@ -1272,18 +1286,13 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("at exit a non-daemon child whose Process was destroyed is joined, a daemon one terminated") {
-    auto start = std::chrono::steady_clock::now();
-    test_support::Program helper({MP_TEST_HELPERS "/process_exit", "scoped"});
-    CHECK(helper.wait() == 0);
-    CHECK(seconds_since(start) < 20.0);  // the daemon sleeps 60 s: it was terminated
-    int daemon_pid = 0, worker_pid = 0;
-    REQUIRE(std::sscanf(helper.out().c_str(), "pids %d %d", &daemon_pid, &worker_pid) == 2);
+    const ExitRun run = run_exit_helper("scoped");
     // main returned before the worker's output; the exit waited for all of it.
-    std::string out = helper.out();
+    std::string out = run.out;
     out.erase(0, out.find('\n') + 1);
     CHECK(out == "main returns\nworker 1\nworker 2\nworker 3\nworker done\nstatic destructor in " +
-                     std::to_string(helper.pid()) + "\n");
-    CHECK(test_support::all_gone_within({daemon_pid, worker_pid}, 10s));
+                     std::to_string(run.helper_pid) + "\n");
+    CHECK(test_support::all_gone_within({run.daemon_pid, run.worker_pid}, 10s));
   }
 
   TEST_CASE("join is not interrupted by signals") {
