@@ -1,0 +1,170 @@
+// The ported CPython examples beside their Python originals: each case runs
+// the C++ sample (build/samples/<name>) and the Python program it ports
+// (samples/python/<name>.py) under every interpreter of
+// python_versions.hpp, and compares their outputs. Only what is truly
+// nondeterministic is normalised, and each case says what and why. Every run
+// is bounded by a timeout (Program::wait kills the program at its deadline).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "python_versions.hpp"
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string sample(const std::string& name) { return MP_BUILD_ROOT "/samples/" + name; }
+std::string python_original(const std::string& name) { return MP_SOURCE_ROOT "/samples/python/" + name + ".py"; }
+
+struct Output {
+  int status;
+  std::string out;
+  std::string err;
+};
+
+Output run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 60s) {
+  test_support::Program program(argv);
+  const int status = program.wait(timeout);
+  return {status, program.out(), program.err()};
+}
+
+// The C++ sample and the Python original with the same arguments, under one
+// interpreter: both must exit 0.
+struct Pair {
+  Output cpp;
+  Output python;
+};
+
+Pair run_both(const std::string& name, const std::string& python, std::vector<std::string> args = {},
+              std::chrono::milliseconds timeout = 60s) {
+  std::vector<std::string> cpp_argv{sample(name)}, python_argv{python, python_original(name)};
+  cpp_argv.insert(cpp_argv.end(), args.begin(), args.end());
+  python_argv.insert(python_argv.end(), args.begin(), args.end());
+  Pair pair{run(cpp_argv, timeout), run(python_argv, timeout)};
+  INFO("C++ stderr: " << pair.cpp.err << "\nPython stderr: " << pair.python.err);
+  CHECK(pair.cpp.status == 0);
+  CHECK(pair.python.status == 0);
+  return pair;
+}
+
+std::string replace_all(const std::string& text, const char* pattern, const char* replacement) {
+  return std::regex_replace(text, std::regex(pattern), replacement);
+}
+
+// A server of listener_client: started, its "listening on ('127.0.0.1', PORT)"
+// line read (with a deadline), its port known.
+struct Server {
+  explicit Server(std::vector<std::string> argv) : program(std::move(argv)) {
+    auto line = program.read_line(30s);
+    REQUIRE(line.has_value());
+    std::smatch port_text;
+    REQUIRE(std::regex_match(*line, port_text, std::regex(R"(listening on \('127\.0\.0\.1', (\d+)\))")));
+    port = port_text[1];
+    first_line = *line;
+  }
+  test_support::Program program;
+  std::string port;
+  std::string first_line;
+};
+
+struct Session {
+  std::string server_out;
+  std::string client_out;
+};
+
+// One server and one client talking; their outputs, each bounded by a timeout.
+Session session(std::vector<std::string> server_argv, std::vector<std::string> client_argv) {
+  Server server(std::move(server_argv));
+  client_argv.push_back(server.port);
+  Output client = run(client_argv, 30s);
+  INFO("client stderr: " << client.err);
+  CHECK(client.status == 0);
+  CHECK(server.program.wait(30s) == 0);
+  INFO("server stderr: " << server.program.err());
+  return {server.first_line + "\n" + server.program.out(), client.out};
+}
+
+}  // namespace
+
+TEST_SUITE("samples") {
+
+// The sharedctypes Point example of the docs. Nothing is normalised: the
+// output is deterministic in both languages.
+TEST_CASE("shared_point prints what the docs' sharedctypes example prints") {
+  for (const auto& python : test_support::python_interpreters()) {
+    CAPTURE(python.version);
+    const Pair pair = run_both("shared_point", python.path);
+    CHECK(pair.cpp.out == pair.python.out);
+    CHECK(pair.python.out.find("[(3.515625, 39.0625), (33.0625, 4.0), (5.640625, 90.25)]") != std::string::npos);
+  }
+}
+
+// "Joining processes that use queues": the docs' correct order (get, then
+// join) prints the same in both; joined first (bounded by join(timeout=1)),
+// Python's child is still alive, blocked by its feeder thread, where mp's
+// child has ended: that one line is the difference, the rest is the same.
+TEST_CASE("joining_queues: get-then-join as Python; join-first does not block in mp") {
+  for (const auto& python : test_support::python_interpreters()) {
+    CAPTURE(python.version);
+    const Pair get_first = run_both("joining_queues", python.path);
+    CHECK(get_first.cpp.out == get_first.python.out);
+    CHECK(get_first.python.out == "got 1000000 bytes: 'XXX...'; exitcode 0\n");
+
+    const Pair join_first = run_both("joining_queues", python.path, {"join-first"});
+    CHECK(join_first.python.out == "alive after join(timeout=1): True\n" + get_first.python.out);
+    CHECK(join_first.cpp.out == "alive after join(timeout=1): False\n" + get_first.python.out);
+  }
+}
+
+// The docs' Listener/Client pair, every pairing of mp and Python roles.
+// Normalised: the port numbers (the server's is any free port, the client's
+// an ephemeral one), nothing else.
+TEST_CASE("listener_client: mp and Python servers and clients interchange, objects both ways") {
+  const auto no_ports = [](const std::string& text) { return replace_all(text, R"(', \d+\))", "', PORT)"); };
+  const std::vector<std::string> cpp_server{sample("listener_client"), "server"},
+      cpp_client{sample("listener_client"), "client"};
+  for (const auto& python : test_support::python_interpreters()) {
+    CAPTURE(python.version);
+    const std::vector<std::string> python_server{python.path, python_original("listener_client"), "server"},
+        python_client{python.path, python_original("listener_client"), "client"};
+    const Session reference = session(python_server, python_client);
+    CHECK(reference.client_out == "[2.25, None, 'junk']\nb'hello'\n8\narray('i', [42, 1729, 0, 0, 0])\n");
+    CHECK(no_ports(reference.server_out) ==
+          "listening on ('127.0.0.1', PORT)\nconnection accepted from ('127.0.0.1', PORT)\n");
+
+    SUBCASE("mp serves a Python client: objects from C++ to Python") {
+      const Session mixed = session(cpp_server, python_client);
+      CHECK(mixed.client_out == reference.client_out);
+      CHECK(no_ports(mixed.server_out) == no_ports(reference.server_out));
+    }
+    SUBCASE("a Python server, an mp client: objects from Python to C++") {
+      const Session mixed = session(python_server, cpp_client);
+      CHECK(mixed.client_out == reference.client_out);
+      CHECK(no_ports(mixed.server_out) == no_ports(reference.server_out));
+    }
+    SUBCASE("the docs' object with the class float: mp refuses it, naming the opcode, and reads on") {
+      std::vector<std::string> with_class = python_server;
+      with_class.push_back("with-class");
+      const Session mixed = session(with_class, cpp_client);
+      const std::string refusal = mixed.client_out.substr(0, mixed.client_out.find('\n') + 1);
+      CHECK(refusal.rfind("refused: ", 0) == 0);
+      CHECK(refusal.find("GLOBAL") != std::string::npos);
+      CHECK(mixed.client_out.substr(refusal.size()) ==
+            reference.client_out.substr(reference.client_out.find('\n') + 1));
+    }
+    SUBCASE("mp with mp") {
+      const Session own = session(cpp_server, cpp_client);
+      CHECK(own.client_out == reference.client_out);
+      CHECK(no_ports(own.server_out) == no_ports(reference.server_out));
+    }
+  }
+}
+
+}  // TEST_SUITE
