@@ -58,6 +58,32 @@ std::string replace_all(const std::string& text, const char* pattern, const char
   return std::regex_replace(text, std::regex(pattern), replacement);
 }
 
+struct Rule {
+  std::regex pattern;
+  const char* replacement;
+};
+
+// `text` with every line rewritten by `rules` (in order), and the lines of each
+// section whose title line is in `unordered_sections` (up to the next empty
+// line) sorted, for output whose order is the scheduler's.
+std::string normalized(const std::string& text, const std::vector<Rule>& rules,
+                       const std::vector<std::string>& unordered_sections = {}) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    for (const Rule& rule : rules) line = std::regex_replace(line, rule.pattern, rule.replacement);
+    lines.push_back(line);
+  }
+  for (auto title = lines.begin(); title != lines.end(); ++title) {
+    if (std::find(unordered_sections.begin(), unordered_sections.end(), *title) == unordered_sections.end())
+      continue;
+    std::sort(title + 1, std::find(title + 1, lines.end(), std::string()));
+  }
+  std::string joined;
+  for (const std::string& line : lines) joined += line + "\n";
+  return joined;
+}
+
 // A server of listener_client: started, its "listening on ('127.0.0.1', PORT)"
 // line read (with a deadline), its port known.
 struct Server {
@@ -164,6 +190,30 @@ TEST_CASE("listener_client: mp and Python servers and clients interchange, objec
       CHECK(own.client_out == reference.client_out);
       CHECK(no_ports(own.server_out) == no_ports(reference.server_out));
     }
+  }
+}
+
+// CPython's mp_pool.py. Normalised, because the scheduler decides them:
+// which worker ran a task (ForkPoolWorker-N), the order of the
+// imap_unordered section (sorted), the benchmark times, and the dots each
+// timed-out get(0.02)/next(0.02) prints (at the end of a line). Also the
+// pool's repr: mp's Pool has none of Python's (the sample prints its own).
+TEST_CASE("mp_pool prints what CPython's mp_pool.py prints") {
+  const std::vector<Rule> rules = {{std::regex(R"(ForkPoolWorker-\d+)"), "ForkPoolWorker-N"},
+                                   {std::regex(R"(^pool = .*$)"), "pool = <repr>"},
+                                   {std::regex(R"(^\t\t[0-9.e+-]+ seconds$)"), "\t\tT seconds"},
+                                   {std::regex(R"(\.+$)"), ""}};
+  const std::vector<std::string> unordered = {"Unordered results using pool.imap_unordered():"};
+  const Output cpp = run({sample("mp_pool")}, 120s);
+  INFO("C++ stderr: " << cpp.err);
+  CHECK(cpp.status == 0);
+  CHECK(cpp.out.find("pool = <mp::Pool processes=4>\n") != std::string::npos);
+  for (const auto& python : test_support::python_interpreters()) {
+    CAPTURE(python.version);
+    const Output original = run({python.path, python_original("mp_pool")}, 120s);
+    INFO("Python stderr: " << original.err);
+    CHECK(original.status == 0);
+    CHECK(normalized(cpp.out, rules, unordered) == normalized(original.out, rules, unordered));
   }
 }
 
