@@ -7,7 +7,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -214,6 +216,105 @@ TEST_CASE("mp_pool prints what CPython's mp_pool.py prints") {
     INFO("Python stderr: " << original.err);
     CHECK(original.status == 0);
     CHECK(normalized(cpp.out, rules, unordered) == normalized(original.out, rules, unordered));
+  }
+}
+
+// mp_synchronize's output, section by section (the text after each
+// "\t######## test_..." line), its parent pids (parent=N) normalised.
+std::map<std::string, std::string> synchronize_sections(const std::string& out) {
+  std::map<std::string, std::string> sections;
+  const std::regex header("\n\t######## (test_[a-z_]+)\n");
+  const std::string text = replace_all(out, R"(parent=\d+)", "parent=N");
+  std::string* current = nullptr;
+  std::size_t from = 0;
+  for (std::sregex_iterator match(text.begin(), text.end(), header), end; match != end; ++match) {
+    if (current) *current = text.substr(from, static_cast<std::size_t>(match->position()) - from);
+    current = &sections[(*match)[1]];
+    from = static_cast<std::size_t>(match->position() + match->length());
+  }
+  if (current) *current = text.substr(from);
+  return sections;
+}
+
+// The lines of `text` that `drop` does not match, sorted.
+std::vector<std::string> sorted_lines(const std::string& text, const std::regex& drop) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!std::regex_match(line, drop)) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// What mp_synchronize's outputs must show whatever the timing: the value
+// counts never rise and end at 0; at most 3 tasks hold the semaphore; no
+// process wakes before the event is set.
+void check_synchronize_invariants(std::map<std::string, std::string>& sections) {
+  std::vector<int> counts;
+  std::istringstream value(sections["test_value"]);
+  for (std::string token; value >> token;)
+    if (std::isdigit(static_cast<unsigned char>(token[0]))) counts.push_back(std::stoi(token));
+  CHECK(std::is_sorted(counts.rbegin(), counts.rend()));
+  CHECK((!counts.empty() && counts.back() == 0));
+  const std::regex running(R"((\d+) tasks are running)");
+  const std::string& semaphore = sections["test_semaphore"];
+  for (std::sregex_iterator match(semaphore.begin(), semaphore.end(), running), end; match != end; ++match)
+    CHECK(std::stoi((*match)[1]) <= 3);
+  const std::string& event = sections["test_event"];
+  const auto set = event.find("main is setting event");
+  REQUIRE(set != std::string::npos);
+  CHECK(event.substr(0, set).find("has woken up") == std::string::npos);
+  CHECK(event.substr(set).find("is waiting") == std::string::npos);
+}
+
+// CPython's mp_synchronize.py; Python runs with -u and the sample's stdout
+// is line-buffered, so that both outputs show the lines of the parent and
+// its children in the order they happened. Normalised, because the
+// scheduler and the random sleeps decide them: parent pids; in test_value
+// the counts the parent prints (checked to fall to 0 instead) and the order
+// in which the children finish (sorted); the TIMEOUT lines of test_queue;
+// in test_semaphore the number of running tasks (checked to stay <= 3) and
+// the order (sorted); the dots of test_join_timeout and the order of its
+// first two lines; the order of test_event's lines (checked: nobody wakes
+// before the event is set). test_condition and test_sharedvalues are
+// compared as they are.
+TEST_CASE("mp_synchronize prints what CPython's mp_synchronize.py prints") {
+  const Output cpp = run({sample("mp_synchronize")}, 120s);
+  INFO("C++ stderr: " << cpp.err);
+  CHECK(cpp.status == 0);
+  auto ours = synchronize_sections(cpp.out);
+  check_synchronize_invariants(ours);
+  const std::regex nothing("(?!)"), counts(R"([\d ]*)"), dots(R"([. ]*)");
+  for (const auto& python : test_support::python_interpreters()) {
+    CAPTURE(python.version);
+    const Output original = run({python.path, "-u", python_original("mp_synchronize")}, 120s);
+    INFO("Python stderr: " << original.err);
+    CHECK(original.status == 0);
+    CHECK(cpp.out.substr(0, cpp.out.find('\n')) == original.out.substr(0, original.out.find('\n')));
+    auto theirs = synchronize_sections(original.out);
+    check_synchronize_invariants(theirs);
+    CHECK(ours.size() == 7);
+    for (const char* name : {"test_value", "test_queue", "test_condition", "test_semaphore",
+                             "test_join_timeout", "test_event", "test_sharedvalues"}) {
+      CAPTURE(std::string(name));
+      const std::string section = name;
+      if (section == "test_value") {
+        CHECK(sorted_lines(ours[section], counts) == sorted_lines(theirs[section], counts));
+      } else if (section == "test_queue") {
+        CHECK(replace_all(ours[section], "TIMEOUT\n", "") == replace_all(theirs[section], "TIMEOUT\n", ""));
+      } else if (section == "test_semaphore") {
+        const auto uncounted = [](const std::string& text) {
+          return replace_all(text, R"(\d+ tasks are running)", "N tasks are running");
+        };
+        CHECK(sorted_lines(uncounted(ours[section]), nothing) == sorted_lines(uncounted(theirs[section]), nothing));
+      } else if (section == "test_join_timeout") {
+        CHECK(sorted_lines(ours[section], dots) == sorted_lines(theirs[section], dots));
+      } else if (section == "test_event") {
+        CHECK(sorted_lines(ours[section], nothing) == sorted_lines(theirs[section], nothing));
+      } else {
+        CHECK(ours[section] == theirs[section]);
+      }
+    }
   }
 }
 
