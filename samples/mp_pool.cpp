@@ -6,7 +6,7 @@
 //
 // Where the port differs, and why:
 //  - (function, args) tuples become a Task of the function's name and its two
-//    arguments: a task's function travels by name, as in a typed queue.
+//    arguments (calculate.hpp, shared with workers.cpp).
 //  - Python's f raises ZeroDivisionError from 1.0 / 0.0; C++ gives inf, so f
 //    throws a ZeroDivisionError of its own, registered with
 //    MP_REMOTE_EXCEPTION so that `catch (const ZeroDivisionError&)` catches
@@ -22,16 +22,15 @@
 //    after threads, which mp's ThreadPool does not.
 #include <mp/mp.hpp>
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "calculate.hpp"
 
 struct ZeroDivisionError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -45,39 +44,6 @@ void check(bool condition, const char* what) {
   if (condition) return;
   std::fprintf(stderr, "AssertionError: %s\n", what);
   std::exit(1);
-}
-
-struct Task {
-  std::string func;  // "mul" or "plus"
-  int a = 0;
-  int b = 0;
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(func, a, b);
-  }
-};
-
-// time.sleep(0.5 * random.random()): each process its own generator.
-void sleep_a_little() {
-  thread_local std::mt19937 random(static_cast<unsigned>(::getpid()));
-  std::uniform_real_distribution<double> up_to_half_a_second(0.0, 0.5);
-  std::this_thread::sleep_for(std::chrono::duration<double>(up_to_half_a_second(random)));
-}
-
-int mul(int a, int b) {
-  sleep_a_little();
-  return a * b;
-}
-
-int plus(int a, int b) {
-  sleep_a_little();
-  return a + b;
-}
-
-std::string calculate(Task task) {
-  const int result = task.func == "mul" ? mul(task.a, task.b) : plus(task.a, task.b);
-  return mp::current_process().name + " says that " + task.func + "(" + std::to_string(task.a) + ", " +
-         std::to_string(task.b) + ") = " + std::to_string(result);
 }
 
 double f(int x) {

@@ -195,6 +195,20 @@ TEST_CASE("listener_client: mp and Python servers and clients interchange, objec
   }
 }
 
+// CPython's mp_workers.py. Normalised, because the scheduler decides them:
+// which worker computed a result (Process-N) and the order of the results
+// (sorted; the 20 products come before the 10 sums in both).
+TEST_CASE("workers prints what CPython's mp_workers.py prints") {
+  const std::vector<Rule> rules = {{std::regex(R"(Process-\d+)"), "Process-N"}};
+  const std::vector<std::string> unordered = {"Unordered results:"};
+  for (const auto& python : test_support::python_interpreters()) {
+    CAPTURE(python.version);
+    const Pair pair = run_both("workers", python.path);
+    CHECK(normalized(pair.cpp.out, rules, unordered) == normalized(pair.python.out, rules, unordered));
+    CHECK(std::count(pair.python.out.begin(), pair.python.out.end(), '\n') == 31);
+  }
+}
+
 // CPython's mp_pool.py. Normalised, because the scheduler decides them:
 // which worker ran a task (ForkPoolWorker-N), the order of the
 // imap_unordered section (sorted), the benchmark times, and the dots each
