@@ -8,7 +8,7 @@
 // feeder thread: it returns once the item is in the queue's shared memory, so
 // the child ends at once and either order works.
 //   joining_queues             get, then join: the docs' correct order
-//   joining_queues join-first  join (timeout 1 s), then get: the order that
+//   joining_queues join-first  join (timeout 3 s), then get: the order that
 //                              deadlocks in Python; mp's child has ended
 #include <mp/mp.hpp>
 
@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
   mp::Process p(f, queue);
   p.start();
   if (join_first) {
-    p.join(std::chrono::seconds(1));
-    std::printf("alive after join(timeout=1): %s\n", p.is_alive() ? "True" : "False");
+    p.join(std::chrono::seconds(3));
+    std::printf("alive after join(timeout=3): %s\n", p.is_alive() ? "True" : "False");
   }
   const std::string obj = queue.get();
   p.join();

@@ -135,7 +135,7 @@ TEST_CASE("shared_point prints what the docs' sharedctypes example prints") {
 }
 
 // "Joining processes that use queues": the docs' correct order (get, then
-// join) prints the same in both; joined first (bounded by join(timeout=1)),
+// join) prints the same in both; joined first (bounded by join(timeout=3)),
 // Python's child is still alive, blocked by its feeder thread, where mp's
 // child has ended: that one line is the difference, the rest is the same.
 TEST_CASE("joining_queues: get-then-join as Python; join-first does not block in mp") {
@@ -146,8 +146,8 @@ TEST_CASE("joining_queues: get-then-join as Python; join-first does not block in
     CHECK(get_first.python.out == "got 1000000 bytes: 'XXX...'; exitcode 0\n");
 
     const Pair join_first = run_both("joining_queues", python.path, {"join-first"});
-    CHECK(join_first.python.out == "alive after join(timeout=1): True\n" + get_first.python.out);
-    CHECK(join_first.cpp.out == "alive after join(timeout=1): False\n" + get_first.python.out);
+    CHECK(join_first.python.out == "alive after join(timeout=3): True\n" + get_first.python.out);
+    CHECK(join_first.cpp.out == "alive after join(timeout=3): False\n" + get_first.python.out);
   }
 }
 

@@ -17,8 +17,8 @@ if __name__ == '__main__':
     p = Process(target=f, args=(queue,))
     p.start()
     if sys.argv[1:] == ['join-first']:
-        p.join(timeout=1)
-        print('alive after join(timeout=1):', p.is_alive())
+        p.join(timeout=3)
+        print('alive after join(timeout=3):', p.is_alive())
     obj = queue.get()
     p.join()
     print("got %d bytes: '%s...'; exitcode %d" % (len(obj), obj[:3], p.exitcode))
