@@ -3,52 +3,16 @@
 // that serve a task queue until each takes a "STOP".
 //
 // The Python original puts (function, args) tuples on the queue; a typed
-// queue carries the function's name and its two arguments. Nothing joins the
-// workers: as in Python, their Process objects are gone at once, the workers
-// go on, and the exit of main waits for them (they have taken their STOPs).
+// queue carries a Task (calculate.hpp). Nothing joins the workers: as in
+// Python, their Process objects are gone at once, the workers go on, and the
+// exit of main waits for them (they have taken their STOPs).
 #include <mp/mp.hpp>
 
-#include <unistd.h>
-
-#include <chrono>
 #include <cstdio>
-#include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
-struct Task {
-  std::string func;  // "mul", "plus", or "STOP"
-  int a = 0;
-  int b = 0;
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(func, a, b);
-  }
-};
-
-// time.sleep(0.5 * random.random()): each worker its own generator.
-void sleep_a_little() {
-  thread_local std::mt19937 random(static_cast<unsigned>(::getpid()));
-  std::uniform_real_distribution<double> up_to_half_a_second(0.0, 0.5);
-  std::this_thread::sleep_for(std::chrono::duration<double>(up_to_half_a_second(random)));
-}
-
-int mul(int a, int b) {
-  sleep_a_little();
-  return a * b;
-}
-
-int plus(int a, int b) {
-  sleep_a_little();
-  return a + b;
-}
-
-std::string calculate(const Task& task) {
-  int result = task.func == "mul" ? mul(task.a, task.b) : plus(task.a, task.b);
-  return mp::current_process().name + " says that " + task.func + "(" + std::to_string(task.a) + ", " +
-         std::to_string(task.b) + ") = " + std::to_string(result);
-}
+#include "calculate.hpp"
 
 void worker(mp::Queue<Task>& input, mp::Queue<std::string>& output) {
   for (Task task = input.get(); task.func != "STOP"; task = input.get()) output.put(calculate(task));
