@@ -154,6 +154,12 @@ class ResultState {
     return !error_;
   }
 
+  // Only once ready: the error, null if it succeeded.
+  std::exception_ptr error() const {
+    std::lock_guard lock(mutex_);
+    return error_;
+  }
+
   // Only once ready.
   Stored& value() {
     std::lock_guard lock(mutex_);
