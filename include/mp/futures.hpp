@@ -133,18 +133,11 @@ class FutureJob final : public Job {
       : state_(std::move(state)), pool_(pool) {}
 
   void task_succeeded(std::uint64_t, std::string_view payload) override {
-    if constexpr (decodable<Stored>) {
-      std::optional<Stored> value;
-      try {
-        value = loads<Stored>(payload, "ProcessPoolExecutor: task result");
-      } catch (...) {
-        task_failed(0, std::current_exception());
-        return;
-      }
+    auto [value, error] = decode_result<Stored>(payload, "ProcessPoolExecutor: task result");
+    if (error)
+      task_failed(0, std::move(error));
+    else
       state_->finish(std::move(value), nullptr, false);
-    } else {
-      task_failed(0, not_decodable<Stored>(payload));
-    }
   }
 
   void task_failed(std::uint64_t, std::exception_ptr error) override {
