@@ -27,6 +27,7 @@ constexpr auto patience = 60s;  // the bound on every wait: a bug fails, never h
 
 int sqr(int x) { return x * x; }
 int mul(int x, int y) { return x * y; }
+bool is_even(int x) { return x % 2 == 0; }
 int own_pid() { return static_cast<int>(::getpid()); }
 void sleep_ms(int milliseconds) { std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds)); }
 int sleep_then(int milliseconds) {
@@ -135,6 +136,10 @@ TEST_CASE("map: input order for every chunksize, lazy results, errors at their p
   CHECK_THROWS_WITH_AS(results.next(), "division by zero", std::domain_error);
   CHECK(results.next() == 2);
   CHECK_FALSE(results.next());
+  // bool results (a std::vector<bool> of proxies inside) come out as bools.
+  std::vector<bool> parity;
+  for (bool even : executor.map(is_even, std::vector<int>{1, 2, 3, 4}, 3)) parity.push_back(even);
+  CHECK(parity == std::vector<bool>{false, true, false, true});
   // An empty input gives an empty range.
   CHECK_FALSE(executor.map(sqr, std::vector<int>{}).next());
 }

@@ -193,7 +193,8 @@ class IMapIterator {
       ++taken_;
       top_up();
       if (outcome->second) std::rethrow_exception(outcome->second);
-      for (auto& value : outcome->first) ready_.push_back(std::move(value));
+      for (auto&& value : outcome->first)  // auto&&: vector<bool> yields proxies
+        ready_.push_back(std::move(value));
       if (ready_.empty()) return next_before(deadline);
     }
     R value = std::move(ready_.front());
