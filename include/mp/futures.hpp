@@ -63,7 +63,7 @@ class CompletionWaiter {
 // way back to its job in the pool (cancel(), running()).
 class FutureCore {
  public:
-  FutureCore(std::weak_ptr<PoolCore> pool) : pool_(std::move(pool)) {}
+  explicit FutureCore(std::weak_ptr<PoolCore> pool) : pool_(std::move(pool)) {}
   FutureCore(const FutureCore&) = delete;
   FutureCore& operator=(const FutureCore&) = delete;
   virtual ~FutureCore() = default;
