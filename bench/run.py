@@ -46,6 +46,7 @@ BENCHES = [
     ("bench_queue_sizes", "queue_sizes_peer.py"),
     ("bench_pool", "pool.py"),
     ("bench_object", "object_peer.py"),
+    ("bench_futures", "futures_peer.py"),
 ]
 PEERS = ["python", "boost", "raw"]  # the table's columns, in order
 TIMEOUT = 600  # seconds for one executable or peer run

@@ -377,6 +377,10 @@ struct PoolCore::State {
         deliveries.push_back(Delivery{f.job, jobs[f.job].job, f.task.index, error});
       worker.in_flight.clear();
     }
+    fail_pending(error, deliveries);
+  }
+
+  void fail_pending(const std::exception_ptr& error, std::vector<Delivery>& deliveries) {
     for (Pending& p : pending) deliveries.push_back(Delivery{p.job, jobs[p.job].job, p.task.index, error});
     pending.clear();
   }
@@ -684,6 +688,48 @@ void PoolCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool se
   for (PoolTask& task : tasks) s.pending.push_back(Pending{job, std::move(task)});
   if (it->second.outstanding == 0 && sealed) s.jobs.erase(it);
   s.pump();
+}
+
+bool PoolCore::cancel(std::uint64_t job) {
+  State& s = *state_;
+  std::lock_guard lock(s.mutex);
+  auto it = s.jobs.find(job);
+  if (it == s.jobs.end() || !it->second.sealed) return false;
+  auto waiting = [job](const Pending& p) { return p.job == job; };
+  if (static_cast<std::size_t>(std::count_if(s.pending.begin(), s.pending.end(), waiting)) !=
+      it->second.outstanding)
+    return false;
+  std::erase_if(s.pending, waiting);
+  s.jobs.erase(it);
+  s.changed.notify_all();
+  return true;
+}
+
+void PoolCore::cancel_pending(std::exception_ptr error) {
+  State& s = *state_;
+  std::vector<Delivery> deliveries;
+  {
+    std::lock_guard lock(s.mutex);
+    s.fail_pending(error, deliveries);
+  }
+  s.deliver(deliveries);
+}
+
+bool PoolCore::started(std::uint64_t job) const {
+  const State& s = *state_;
+  std::lock_guard lock(s.mutex);
+  for (std::size_t slot = 0; slot < s.workers.size(); ++slot) {
+    // The worker stores the seq it begins (release) before running the task.
+    std::uint64_t begun = s.slots[slot].started.load(std::memory_order_acquire);
+    for (const InFlight& f : s.workers[slot].in_flight)
+      if (f.job == job && f.seq <= begun) return true;
+  }
+  return false;
+}
+
+std::exception_ptr PoolCore::broken() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->broken;
 }
 
 void PoolCore::close() {

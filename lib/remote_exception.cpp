@@ -40,7 +40,7 @@ struct Table {
             std::underflow_error, std::bad_alloc, std::system_error>();
     add_all<Error, ProcessError, TimeoutError, BufferTooShort, AuthenticationError, Empty, Full,
             EOFError, BrokenBarrierError, ValueError, TypeError, IndexError, KeyError,
-            OverflowError, WorkerLost, CancelledError,
+            OverflowError, WorkerLost, BrokenProcessPool, CancelledError,
             SerializationError, OSError, FileExistsError, FileNotFoundError>();
   }
 

@@ -187,8 +187,18 @@ class WorkerLost : public Error {
   int exitcode_;
 };
 
+// concurrent.futures.process.BrokenProcessPool: the worker running a
+// ProcessPoolExecutor task died, or the executor's pool is broken (its
+// initializer failed, no worker can be started; exitcode() is then 1).
+// Unlike Python's, an executor whose worker died replaces it and stays usable.
+class BrokenProcessPool : public WorkerLost {
+ public:
+  using WorkerLost::WorkerLost;
+};
+
 // concurrent.futures.CancelledError: the task never ran because its pool was
-// terminated (Python leaves such results unready forever).
+// terminated (Python leaves such results unready forever), or its future was
+// cancelled.
 class CancelledError : public Error {
  public:
   using Error::Error;

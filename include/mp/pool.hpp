@@ -54,6 +54,28 @@ Callbacks(OnValue, OnError) -> Callbacks<OnValue, OnError>;
 namespace detail {
 template <class Derived>
 class PoolMethods;
+
+// The input iterator of a range whose owner yields values with
+// std::optional<R> next() (nullopt: exhausted).
+template <class Owner, class R>
+class NextIterator {
+ public:
+  using value_type = R;
+  using difference_type = std::ptrdiff_t;
+  NextIterator() = default;
+  explicit NextIterator(Owner* owner) : owner_(owner) { ++*this; }
+  R& operator*() const { return *current_; }
+  NextIterator& operator++() {
+    current_ = owner_->next();
+    return *this;
+  }
+  void operator++(int) { ++*this; }
+  bool operator==(std::default_sentinel_t) const { return !current_; }
+
+ private:
+  Owner* owner_ = nullptr;
+  mutable std::optional<R> current_;
+};
 }  // namespace detail
 
 // AsyncResult (Python: multiprocessing.pool.AsyncResult / ApplyResult / MapResult)
@@ -158,24 +180,7 @@ class IMapIterator {
     return next_before(detail::Deadline::after(timeout));
   }
 
-  class iterator {
-   public:
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(IMapIterator* owner) : owner_(owner) { ++*this; }
-    R& operator*() const { return *current_; }
-    iterator& operator++() {
-      current_ = owner_->next();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    bool operator==(std::default_sentinel_t) const { return !current_; }
-
-   private:
-    IMapIterator* owner_ = nullptr;
-    mutable std::optional<R> current_;
-  };
+  using iterator = detail::NextIterator<IMapIterator, R>;
   iterator begin() { return iterator(this); }
   std::default_sentinel_t end() const { return {}; }
 
@@ -188,7 +193,8 @@ class IMapIterator {
       ++taken_;
       top_up();
       if (outcome->second) std::rethrow_exception(outcome->second);
-      for (auto& value : outcome->first) ready_.push_back(std::move(value));
+      for (auto&& value : outcome->first)  // auto&&: vector<bool> yields proxies
+        ready_.push_back(std::move(value));
       if (ready_.empty()) return next_before(deadline);
     }
     R value = std::move(ready_.front());
@@ -285,6 +291,26 @@ auto chunk_feed(Range&& inputs, std::size_t chunksize, const char* method, MakeT
     }
     return input->cursor != end;
   };
+}
+
+// The one task of an apply: f(args...) (Pool.apply_async, ProcessPoolExecutor.submit).
+template <class F, class... Args>
+PoolTask apply_task(const F& f, Args&&... args) {
+  return make_task(0, &run_apply<F, std::decay_t<Args>...>, [&] {
+    return encode_apply(f, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
+  });
+}
+
+// The feed of chunks of f over `inputs` (Pool.imap, ProcessPoolExecutor.map).
+template <class F, class Range>
+auto map_feed(F f, Range&& inputs, std::size_t chunksize, const char* method) {
+  using Item = range_item_t<Range>;
+  return chunk_feed<PoolTask>(
+      std::forward<Range>(inputs), chunksize, method,
+      [f](std::uint64_t chunk, const std::vector<Item>& items) {
+        return make_task(chunk, &run_chunk<F, Item, false>,
+                         [&] { return encode_chunk<Item>(f, items.begin(), items.size()); });
+      });
 }
 
 // The names of a pool's methods in its messages.
@@ -429,9 +455,7 @@ class Pool : public detail::PoolMethods<Pool> {
     auto job = std::make_shared<detail::ApplyJob<R>>(
         state, detail::to_callback_set<R>(std::move(callbacks)));
     std::vector<detail::PoolTask> tasks;
-    tasks.push_back(detail::make_task(0, &detail::run_apply<F, std::decay_t<Args>...>, [&] {
-      return detail::encode_apply(f, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
-    }));
+    tasks.push_back(detail::apply_task(f, std::forward<Args>(args)...));
     core_->submit(std::move(job), std::move(tasks), true, method_names.apply_async);
     return AsyncResult<R>(std::move(state));
   }
@@ -500,16 +524,10 @@ class Pool : public detail::PoolMethods<Pool> {
   template <class F, class Range>
   auto submit_checked_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
                              const char* method) {
-    using Item = detail::range_item_t<Range>;
-    using Value = detail::chunk_result_t<F, Item, false>;
-    auto feed = detail::chunk_feed<detail::PoolTask>(
-        std::forward<Range>(inputs), chunksize, method,
-        [f](std::uint64_t chunk, const std::vector<Item>& items) {
-          return detail::make_task(chunk, &detail::run_chunk<F, Item, false>, [&] {
-            return detail::encode_chunk<Item>(f, items.begin(), items.size());
-          });
-        });
-    return IMapIterator<Value>(core_, ordered, std::move(feed), method);
+    using Value = detail::chunk_result_t<F, detail::range_item_t<Range>, false>;
+    return IMapIterator<Value>(
+        core_, ordered,
+        detail::map_feed(std::move(f), std::forward<Range>(inputs), chunksize, method), method);
   }
 
   std::shared_ptr<detail::PoolCore> core_;

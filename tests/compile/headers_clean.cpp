@@ -101,6 +101,17 @@ void headers_clean_instantiations() {
   (void)threads.apply_async(mp::Callbacks{[](const int&) {}, [](const std::exception&) {}}, square, 2)
       .get(1s);
 
+  mp::ProcessPoolExecutor executor(2);
+  auto future = executor.submit(add, 1, 2);
+  future.add_done_callback([](mp::Future<int>& f) { (void)f.done(); });
+  (void)future.result(1s);
+  (void)executor.submit(nothing).exception();
+  std::vector<mp::Future<int>> futures{future, executor.submit(square, 3)};
+  (void)mp::as_completed(futures, 1s);
+  (void)mp::wait(futures, 1s, mp::FIRST_EXCEPTION).not_done;
+  for (double value : executor.map(Scaled{2.0}, std::vector<double>{1.0}, 1, 1s)) (void)value;
+  executor.shutdown(true, true);
+
   mp::subprocess::Popen popen({"true"}, {.out = mp::subprocess::PIPE});
   (void)popen.wait(1s);
   (void)mp::subprocess::run({"true"}, {.capture_output = true, .timeout = 1s});

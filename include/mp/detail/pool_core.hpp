@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -45,6 +46,19 @@ class PoolCore {
   // later batches). After close() this is still allowed: the job was accepted
   // while running. Throws ValueError naming `method` after join() or terminate().
   void add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed, const char* method);
+
+  // For ProcessPoolExecutor's futures. cancel() withdraws a job none of whose
+  // tasks has been handed to a worker: they are dropped and nothing is
+  // delivered; false once one was handed out or the job is done.
+  // cancel_pending() withdraws every task still waiting in the pool, failing
+  // each with `error`. started() says whether a worker has begun a task of
+  // the job (it reads the workers' shared slots: no message, nothing on the
+  // hot path). broken() is what broke the pool (its initializer failed, no
+  // worker could be started), or null.
+  bool cancel(std::uint64_t job);
+  void cancel_pending(std::exception_ptr error);
+  bool started(std::uint64_t job) const;
+  std::exception_ptr broken() const;
 
   void close();
   void terminate();

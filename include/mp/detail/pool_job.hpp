@@ -118,6 +118,21 @@ std::exception_ptr not_decodable(std::string_view payload) {
       ", which cereal cannot read"));
 }
 
+// One task's result, decoded; or why it does not decode.
+template <class Stored>
+std::pair<std::optional<Stored>, std::exception_ptr> decode_result(std::string_view payload,
+                                                                   const char* context) {
+  if constexpr (decodable<Stored>) {
+    try {
+      return {loads<Stored>(payload, context), nullptr};
+    } catch (...) {
+      return {std::nullopt, std::current_exception()};
+    }
+  } else {
+    return {std::nullopt, not_decodable<Stored>(payload)};
+  }
+}
+
 // The shared state behind an AsyncResult: filled once by the result thread.
 template <class Stored>
 class ResultState {
@@ -152,6 +167,12 @@ class ResultState {
     std::lock_guard lock(mutex_);
     if (!ready_) throw ValueError("AsyncResult.successful: the result is not ready");
     return !error_;
+  }
+
+  // Only once ready: the error, null if it succeeded.
+  std::exception_ptr error() const {
+    std::lock_guard lock(mutex_);
+    return error_;
   }
 
   // Only once ready.
@@ -197,18 +218,11 @@ class ApplyJob final : public Job {
       : state_(std::move(state)), callbacks_(std::move(callbacks)) {}
 
   void task_succeeded(std::uint64_t, std::string_view payload) override {
-    if constexpr (decodable<Stored>) {
-      std::optional<Stored> value;
-      try {
-        value = loads<Stored>(payload, "Pool: task result");
-      } catch (...) {
-        task_failed(0, std::current_exception());
-        return;
-      }
+    auto [value, error] = decode_result<Stored>(payload, "Pool: task result");
+    if (error)
+      task_failed(0, std::move(error));
+    else
       task_returned(std::move(*value));
-    } else {
-      task_failed(0, not_decodable<Stored>(payload));
-    }
   }
 
   void task_failed(std::uint64_t, std::exception_ptr error) override {

@@ -50,14 +50,14 @@ inline constexpr bool has_cereal_fields_v =
 // know what.
 template <class E>
 inline constexpr bool has_library_codec_v =
-    std::is_base_of_v<OSError, E> || std::is_same_v<E, WorkerLost> ||
+    std::is_base_of_v<OSError, E> || std::is_base_of_v<WorkerLost, E> ||
     std::is_same_v<E, BufferTooShort> || std::is_base_of_v<std::system_error, E>;
 
 template <class E>
 bool save_exception(OutputArchive& archive, const E& error) {
   if constexpr (std::is_base_of_v<OSError, E>) {
     archive(error.code());
-  } else if constexpr (std::is_same_v<E, WorkerLost>) {
+  } else if constexpr (std::is_base_of_v<WorkerLost, E>) {
     archive(error.exitcode());
   } else if constexpr (std::is_same_v<E, BufferTooShort>) {
     archive(error.message());
@@ -77,7 +77,7 @@ E load_exception(InputArchive& archive, const std::string& message) {
       int code = 0;
       archive(code);
       return E(message, code);
-    } else if constexpr (std::is_same_v<E, WorkerLost>) {
+    } else if constexpr (std::is_base_of_v<WorkerLost, E>) {
       int exitcode = 0;
       archive(exitcode);
       return E(message, exitcode);
