@@ -639,7 +639,7 @@ void OrderedIndex::append(std::size_t hash) {
     throw OverflowError("Object: a dict or set holds at most 2^32 - 2 entries");
   hashes_.push_back(hash);
   const std::size_t count = hashes_.size();
-  if (count <= small_table) return;
+  if (count <= small_table && slots_.empty()) return;  // scanned; a reserved table indexes every key
   if (count * 2 > slots_.size()) {
     rebuild(std::bit_ceil(count * 2));
     return;
