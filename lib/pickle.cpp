@@ -12,6 +12,7 @@
 // destructor) without deep recursion and without work exponential in the
 // input. A container handed out twice (BINGET, DUP) is never changed again,
 // so no container can come to hold itself.
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <optional>
@@ -238,6 +239,16 @@ constexpr OpcodeTable opcode_table = [] {
   return table;
 }();
 
+// Room for `more` items in a container that may be filled batch by batch
+// (Python writes APPENDS, SETITEMS and ADDITEMS of 1,000 items): it grows by
+// doubling, where reserving each batch exactly made loading a 100,000-item
+// dict quadratic (2.6 s). At most twice the room the input's items need.
+template <class Container, class Items>
+void reserve_more(Container& container, const Items& items, std::size_t more) {
+  const std::size_t needed = items.size() + more;
+  if (needed > items.capacity()) container.reserve(std::max(needed, 2 * items.capacity()));
+}
+
 bool is_container(const Object& object) {
   const Kind kind = object.kind();
   return kind == Kind::list || kind == Kind::tuple || kind == Kind::dict || kind == Kind::set;
@@ -394,7 +405,7 @@ class Unpickler {
   void add_to_list(std::size_t first) {
     LoadInfo* info;
     List& list = target_below<List>(first, Kind::list, info);
-    list.reserve(list.size() + (stack_.size() - first));
+    reserve_more(list, list, stack_.size() - first);
     for (std::size_t i = first; i < stack_.size(); ++i) {
       account(*info, stack_[i]);
       list.push_back(std::move(stack_[i]));
@@ -405,7 +416,7 @@ class Unpickler {
     if ((stack_.size() - first) % 2 != 0) fail("a key without a value");
     LoadInfo* info;
     Dict& dict = target_below<Dict>(first, Kind::dict, info);
-    dict.reserve(dict.size() + (stack_.size() - first) / 2);
+    reserve_more(dict, dict.items(), (stack_.size() - first) / 2);
     for (std::size_t i = first; i < stack_.size(); i += 2) {
       account(*info, stack_[i]);
       account(*info, stack_[i + 1]);
@@ -419,7 +430,7 @@ class Unpickler {
     stack_.resize(first);
   }
   void add_to_set(Set& set, LoadInfo& info, std::size_t first) {
-    set.reserve(set.size() + (stack_.size() - first));
+    reserve_more(set, set.items(), stack_.size() - first);
     for (std::size_t i = first; i < stack_.size(); ++i) {
       account(info, stack_[i]);
       account_key(stack_[i]);
