@@ -5,8 +5,10 @@
 // bytes), and a big int's bytes are the fewest two's-complement bytes that
 // hold it, so equal ints have one representation and compare bytewise. A
 // float equal to an int hashes as that int. A str holds valid UTF-8 without
-// surrogates. A shared box (heap_) is never changed: held_for_change copies
-// it first unless this Object is its only owner.
+// surrogates. A str or bytes of at most 15 bytes is held inline (text_,
+// bytes_), a longer one in a box.
+// A shared box (heap_) is never changed: held_for_change copies it first
+// unless this Object is its only owner.
 #include "mp/object.hpp"
 
 #include <algorithm>
@@ -58,14 +60,34 @@ std::int32_t decode_utf8(std::string_view text, std::size_t& at) {
   return code;
 }
 
+// A little-endian word at `at`, unaligned.
+template <class Word>
+std::uint64_t load(const char* at) {
+  Word word;
+  std::memcpy(&word, at, sizeof word);
+  return word;
+}
+
+// True when no byte has its high bit set (most text: skips UTF-8 decoding).
+bool ascii(std::string_view text) {
+  std::uint64_t high_bits = 0;
+  std::size_t at = 0;
+  for (; text.size() - at >= 8; at += 8) high_bits |= load<std::uint64_t>(text.data() + at);
+  if (text.size() - at >= 4) {  // 4 to 7 left: two overlapping words
+    high_bits |= load<std::uint32_t>(text.data() + at) | load<std::uint32_t>(text.data() + text.size() - 4);
+  } else {
+    for (; at < text.size(); ++at) high_bits |= static_cast<unsigned char>(text[at]);
+  }
+  return (high_bits & 0x8080808080808080ull) == 0;
+}
+
 bool valid_utf8(std::string_view text) {
+  if (ascii(text)) return true;
   std::size_t at = 0;
   while (at < text.size()) {
     // ASCII runs are the common case: skip them eight bytes at a time.
     if (text.size() - at >= 8) {
-      std::uint64_t word;
-      std::memcpy(&word, text.data() + at, 8);
-      if ((word & 0x8080808080808080ull) == 0) {
+      if ((load<std::uint64_t>(text.data() + at) & 0x8080808080808080ull) == 0) {
         at += 8;
         continue;
       }
@@ -332,16 +354,31 @@ bool integral_in_int64(double value) {
 
 // ---- construction and access -------------------------------------------------
 
-Object::Object(std::string value) : kind_(Kind::str) {
-  if (!valid_utf8(value))
+void Object::hold_str(std::string_view text, std::string* owned) {
+  if (!valid_utf8(text))
     throw ValueError("Object: a str must be UTF-8 text without surrogates (use Bytes for binary data)");
-  heap_ = make_box(std::move(value));
+  if (text.size() <= inline_max) {
+    new (&text_) std::string(text);
+    storage_ = Storage::text;
+  } else {
+    hold_in_heap(make_box(owned ? std::move(*owned) : std::string(text)));
+  }
 }
-Object::Object(Bytes value) : kind_(Kind::bytes), heap_(make_box(std::move(value))) {}
-Object::Object(List value) : kind_(Kind::list), heap_(make_box(std::move(value))) {}
-Object::Object(Tuple value) : kind_(Kind::tuple), heap_(make_box(std::move(value))) {}
-Object::Object(Dict value) : kind_(Kind::dict), heap_(make_box(std::move(value))) {}
-Object::Object(Set value) : kind_(Kind::set), heap_(make_box(std::move(value))) {}
+
+Object::Object(std::string_view value) : kind_(Kind::str) { hold_str(value, nullptr); }
+Object::Object(std::string value) : kind_(Kind::str) { hold_str(value, &value); }
+Object::Object(Bytes value) : kind_(Kind::bytes) {
+  if (value.size() <= inline_max) {
+    new (&bytes_) Bytes(std::string_view(value.data()));
+    storage_ = Storage::bytes;
+  } else {
+    hold_in_heap(make_box(std::move(value)));
+  }
+}
+Object::Object(List value) : kind_(Kind::list), storage_(Storage::heap), heap_(make_box(std::move(value))) {}
+Object::Object(Tuple value) : kind_(Kind::tuple), storage_(Storage::heap), heap_(make_box(std::move(value))) {}
+Object::Object(Dict value) : kind_(Kind::dict), storage_(Storage::heap), heap_(make_box(std::move(value))) {}
+Object::Object(Set value) : kind_(Kind::set), storage_(Storage::heap), heap_(make_box(std::move(value))) {}
 
 Object Object::from_uint64(std::uint64_t value) {
   std::string bytes(9, '\0');  // a zero ninth byte keeps it positive
@@ -362,7 +399,7 @@ Object Object::from_int_bytes(std::string_view bytes) {
     result.scalar_.integer = static_cast<std::int64_t>(bits);
   } else {
     result.big_ = true;
-    result.heap_ = make_box(std::move(trimmed));
+    result.hold_in_heap(make_box(std::move(trimmed)));
   }
   return result;
 }
@@ -509,7 +546,34 @@ bool numbers_equal(const Object& a, const Object& b) {
   return Access::box<std::string>(a).value == Access::box<std::string>(b).value;
 }
 
-std::size_t hash_bytes(std::string_view bytes) { return std::hash<std::string_view>{}(bytes); }
+// The hash of str and bytes (wyhash's construction: words folded through
+// 64x64->128-bit products), good in the low bits that index a table. A third
+// of the cost of libstdc++'s std::hash for the short keys dicts mostly hold.
+std::uint64_t fold(std::uint64_t a, std::uint64_t b) {
+  const unsigned __int128 product = static_cast<unsigned __int128>(a) * b;
+  return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+}
+
+std::size_t hash_bytes(std::string_view bytes) {
+  constexpr std::uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull;
+  const char* at = bytes.data();
+  std::size_t left = bytes.size();
+  std::uint64_t seed = k0 ^ left, a = 0, b = 0;
+  if (left > 16) {
+    for (; left > 16; at += 16, left -= 16)
+      seed = fold(load<std::uint64_t>(at) ^ k1, load<std::uint64_t>(at + 8) ^ seed);
+    a = load<std::uint64_t>(at + left - 16);
+    b = load<std::uint64_t>(at + left - 8);
+  } else if (left >= 4) {
+    const std::size_t step = (left >> 3) << 2;  // 0 or 4: two overlapping pairs of 4-byte words
+    a = (load<std::uint32_t>(at) << 32) | load<std::uint32_t>(at + step);
+    b = (load<std::uint32_t>(at + left - 4) << 32) | load<std::uint32_t>(at + left - 4 - step);
+  } else if (left > 0) {
+    a = (std::uint64_t{static_cast<unsigned char>(at[0])} << 16) |
+        (std::uint64_t{static_cast<unsigned char>(at[left >> 1])} << 8) | static_cast<unsigned char>(at[left - 1]);
+  }
+  return fold(k1 ^ bytes.size(), fold(a ^ k1, b ^ seed));
+}
 
 }  // namespace
 
@@ -517,7 +581,7 @@ bool operator==(const Object& a, const Object& b) {
   using Kind = Object::Kind;
   if (is_number(a.kind_) && is_number(b.kind_)) return numbers_equal(a, b);
   if (a.kind_ != b.kind_) return false;
-  if (a.heap_ == b.heap_) {
+  if (a.storage_ == Object::Storage::heap && b.storage_ == Object::Storage::heap && a.heap_ == b.heap_) {
     if (a.kind_ != Kind::list && a.kind_ != Kind::tuple && a.kind_ != Kind::dict && a.kind_ != Kind::set)
       return true;  // one str or bytes; a container may hold a nan, unequal to itself
   }
@@ -639,9 +703,7 @@ void OrderedIndex::append(std::size_t hash) {
     throw OverflowError("Object: a dict or set holds at most 2^32 - 2 entries");
   hashes_.push_back(hash);
   const std::size_t count = hashes_.size();
-  // Small sets are scanned, unless reserve() built a table already: then
-  // every entry is in it, from the first.
-  if (count <= small_table && slots_.empty()) return;
+  if (count <= small_table && slots_.empty()) return;  // scanned; a reserved table indexes every key
   if (count * 2 > slots_.size()) {
     rebuild(std::bit_ceil(count * 2));
     return;
@@ -717,13 +779,19 @@ const Object& Dict::at(const Object& key) const {
   throw KeyError("Dict: key " + key.repr() + " is not there");
 }
 
-void Dict::set(Object key, Object value) {
+void Dict::set(Object key, Object value) { set_from(key, value); }
+
+void Dict::set_from(Object& key, Object& value) {
   const std::size_t hash = key.hash();
   if (auto position = position_of(key, hash)) {
     items_[*position].value = std::move(value);
     return;
   }
-  items_.push_back({std::move(key), std::move(value)});
+  // Moved into a new item of two Nones: one move each, where a DictItem
+  // temporary would cost two.
+  Item& item = items_.emplace_back();
+  item.key = std::move(key);
+  item.value = std::move(value);
   append_to_index(items_, index_, hash);
 }
 

@@ -12,6 +12,7 @@
 // destructor) without deep recursion and without work exponential in the
 // input. A container handed out twice (BINGET, DUP) is never changed again,
 // so no container can come to hold itself.
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <optional>
@@ -36,8 +37,12 @@ constexpr std::uint32_t max_depth = 1000;  // Python's default recursion limit
 template <class Int>
 void append_op(std::string& out, char op, Int value, std::size_t width) {
   char bytes[9] = {op};
-  for (std::size_t i = 0; i < width; ++i)
-    bytes[1 + i] = static_cast<char>((static_cast<std::uint64_t>(value) >> (8 * i)) & 0xFF);
+  const auto bits = static_cast<std::uint64_t>(value);
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(bytes + 1, &bits, 8);
+  } else {
+    for (std::size_t i = 0; i < 8; ++i) bytes[1 + i] = static_cast<char>((bits >> (8 * i)) & 0xFF);
+  }
   out.append(bytes, 1 + width);
 }
 
@@ -234,6 +239,16 @@ constexpr OpcodeTable opcode_table = [] {
   return table;
 }();
 
+// Room for `more` items in a container that may be filled batch by batch
+// (Python writes APPENDS, SETITEMS and ADDITEMS of 1,000 items): it grows by
+// doubling, where reserving each batch exactly made loading a 100,000-item
+// dict quadratic (2.6 s). At most twice the room the input's items need.
+template <class Container, class Items>
+void reserve_more(Container& container, const Items& items, std::size_t more) {
+  const std::size_t needed = items.size() + more;
+  if (needed > items.capacity()) container.reserve(std::max(needed, 2 * items.capacity()));
+}
+
 bool is_container(const Object& object) {
   const Kind kind = object.kind();
   return kind == Kind::list || kind == Kind::tuple || kind == Kind::dict || kind == Kind::set;
@@ -274,7 +289,7 @@ class Unpickler {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const {
+  [[noreturn, gnu::noinline]] void fail(const std::string& what) const {
     const auto code = static_cast<unsigned char>(input_[opcode_at_]);
     const char* name = opcode_table.names[code];
     std::string opcode = name ? name : "unknown opcode";
@@ -284,10 +299,13 @@ class Unpickler {
                              std::to_string(opcode_at_) + ": " + what);
   }
 
+  [[noreturn, gnu::noinline]] void fail_short(std::uint64_t count) const {
+    fail("claims " + std::to_string(count) + " bytes but only " + std::to_string(input_.size() - at_) +
+         " are left");
+  }
   std::string_view take(std::uint64_t count) {
-    if (count > input_.size() - at_)
-      fail("claims " + std::to_string(count) + " bytes but only " + std::to_string(input_.size() - at_) +
-           " are left");
+    if (count > input_.size() - at_) [[unlikely]]
+      fail_short(count);
     std::string_view bytes = input_.substr(at_, static_cast<std::size_t>(count));
     at_ += static_cast<std::size_t>(count);
     return bytes;
@@ -323,7 +341,7 @@ class Unpickler {
 
   void push_str(std::string_view text) {
     try {
-      push(Object(std::string(text)));
+      stack_.emplace_back(text);
     } catch (const ValueError&) {
       fail("a str that is not UTF-8 (or holds a surrogate)");
     }
@@ -331,26 +349,35 @@ class Unpickler {
   void push_ascii_str(std::string_view text) {
     for (char c : text)
       if (static_cast<unsigned char>(c) >= 0x80) fail("a Python 2 str that is not ASCII");
-    push(Object(std::string(text)));
+    stack_.emplace_back(text);
   }
 
   // What walking `object` (dumps, repr, a copy) costs: one per value, plus
   // its bytes (repr and dumps touch each), so that a hostile kilobyte
   // cannot become more than about a million units of work.
   static std::uint64_t cost_of(const Object& object) {
-    if (is_container(object)) return info_of(object).cost;
-    if (!ObjectAccess::in_heap(object)) return 1;
     switch (object.kind()) {
-      case Kind::integer: return 1 + ObjectAccess::box<std::string>(object).value.size();
+      case Kind::integer:
+        return ObjectAccess::is_big_int(object) ? 1 + ObjectAccess::box<std::string>(object).value.size() : 1;
       case Kind::str: return 1 + object.as<std::string>().size();
-      default: return 1 + object.as<Bytes>().size();
+      case Kind::bytes: return 1 + object.as<Bytes>().size();
+      case Kind::list:
+      case Kind::tuple:
+      case Kind::dict:
+      case Kind::set: return info_of(object).cost;
+      default: return 1;
     }
   }
   // Records that `child` now lives in `container`, refusing what the bounds forbid.
   void account(LoadInfo& container, const Object& child) {
-    const std::uint32_t child_depth = is_container(child) ? info_of(child).depth : 0;
-    if (child_depth + 1 > container.depth) container.depth = child_depth + 1;
-    container.cost += cost_of(child);
+    if (is_container(child)) {
+      const LoadInfo& info = info_of(child);
+      if (info.depth + 1 > container.depth) container.depth = info.depth + 1;
+      container.cost += info.cost;
+    } else {
+      if (container.depth == 0) container.depth = 1;
+      container.cost += cost_of(child);
+    }
     if (container.depth > max_depth) fail("the object nests deeper than " + std::to_string(max_depth));
     if (container.cost > cost_limit_)
       fail("memo references make the object larger than the input can describe");
@@ -378,7 +405,7 @@ class Unpickler {
   void add_to_list(std::size_t first) {
     LoadInfo* info;
     List& list = target_below<List>(first, Kind::list, info);
-    list.reserve(list.size() + (stack_.size() - first));
+    reserve_more(list, list, stack_.size() - first);
     for (std::size_t i = first; i < stack_.size(); ++i) {
       account(*info, stack_[i]);
       list.push_back(std::move(stack_[i]));
@@ -389,13 +416,13 @@ class Unpickler {
     if ((stack_.size() - first) % 2 != 0) fail("a key without a value");
     LoadInfo* info;
     Dict& dict = target_below<Dict>(first, Kind::dict, info);
-    dict.reserve(dict.size() + (stack_.size() - first) / 2);
+    reserve_more(dict, dict.items(), (stack_.size() - first) / 2);
     for (std::size_t i = first; i < stack_.size(); i += 2) {
       account(*info, stack_[i]);
       account(*info, stack_[i + 1]);
       account_key(stack_[i]);
       try {
-        dict.set(std::move(stack_[i]), std::move(stack_[i + 1]));
+        ObjectAccess::dict_set(dict, stack_[i], stack_[i + 1]);
       } catch (const TypeError& e) {
         fail(e.what());
       }
@@ -403,7 +430,7 @@ class Unpickler {
     stack_.resize(first);
   }
   void add_to_set(Set& set, LoadInfo& info, std::size_t first) {
-    set.reserve(set.size() + (stack_.size() - first));
+    reserve_more(set, set.items(), stack_.size() - first);
     for (std::size_t i = first; i < stack_.size(); ++i) {
       account(info, stack_[i]);
       account_key(stack_[i]);

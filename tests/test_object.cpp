@@ -59,7 +59,19 @@ struct Sample {
   const char* python;
 };
 std::vector<Sample> samples() {
+  // Containers longer than Python's batches of 1,000 (APPENDS, SETITEMS, ADDITEMS).
+  List many_items;
+  Dict many_keys;
+  Set many_elements;
+  for (int i = 0; i < 2500; ++i) {
+    many_items.push_back(i);
+    many_keys.set("k" + std::to_string(i), i);
+    many_elements.add(i);
+  }
   return {
+      {Object(many_items), "list(range(2500))"},
+      {Object(many_keys), "{'k%d' % i: i for i in range(2500)}"},
+      {Object(many_elements), "set(range(2500))"},
       {Object(), "None"},
       {Object(true), "True"},
       {Object(false), "False"},
@@ -181,6 +193,60 @@ TEST_CASE("equality and hash are Python's") {
   CHECK(error_text<mp::TypeError>([] { Object(List{}).hash(); }) ==
         "Object: unhashable type: 'list'");
   CHECK(error_text<mp::TypeError>([] { Dict{{List{}, 1}}; }) == "Object: unhashable type: 'list'");
+}
+
+TEST_CASE("short str and bytes (held inline) and long ones behave alike") {
+  for (std::size_t length = 0; length <= 40; ++length) {
+    CAPTURE(length);
+    const std::string text(length, 'k');
+    const std::string binary = std::string(length, 'b') + std::string(1, '\0');
+    Object str = text;
+    Object bytes = Bytes(binary);
+    const Object str_copy = str;  // a copy outlives its original
+    Object bytes_copy = bytes;
+    str = 1;
+    bytes = None;
+    CHECK(str_copy.as<std::string>() == text);
+    CHECK(bytes_copy.as<Bytes>().data() == binary);
+    CHECK(str_copy == Object(std::string_view(text)));
+    CHECK(str_copy.hash() == Object(text.c_str()).hash());
+    CHECK(bytes_copy.hash() == Object(Bytes(binary)).hash());
+    CHECK(mp::pickle::loads(mp::pickle::dumps(str_copy)) == str_copy);
+    CHECK(mp::pickle::loads(mp::pickle::dumps(bytes_copy)) == bytes_copy);
+    Object moved = std::move(bytes_copy);
+    CHECK(moved.as<Bytes>().data() == binary);
+    CHECK(bytes_copy.is_none());  // NOLINT(bugprone-use-after-move): documented
+    // A byte with the high bit at any place is decoded, so invalid UTF-8
+    // is refused wherever it sits in a str of any length.
+    for (std::size_t at = 0; at < length; ++at) {
+      std::string invalid = text;
+      invalid[at] = '\xff';
+      CHECK_THROWS_AS(Object{invalid}, mp::ValueError);
+      invalid[at] = '\xc3';
+      if (at + 1 < length) invalid[at + 1] = '\xa9';  // é: valid
+      if (at + 1 < length) CHECK(Object(invalid).size() == length - 1);
+    }
+  }
+  // Equal keys of every length find each other; a copied key stays as it was.
+  Dict dict;
+  for (std::size_t length = 0; length <= 40; ++length) {
+    Object key = std::string(length, 'k');
+    dict.set(key, static_cast<int>(length));
+    dict.set(Bytes(std::string(length, 'k')), -static_cast<int>(length));
+    CHECK(key.as<std::string>().size() == length);
+  }
+  CHECK(dict.size() == 82);
+  for (std::size_t length = 0; length <= 40; ++length) {
+    CHECK(dict.at(std::string(length, 'k')) == Object(static_cast<int>(length)));
+    CHECK(dict.at(Bytes(std::string(length, 'k'))) == Object(-static_cast<int>(length)));
+  }
+  // Assigning a value its own element: the element is taken before the old
+  // value is freed.
+  Object outer = List{List{"inner", 2}, 3};
+  outer = std::move(outer[0]);
+  CHECK(outer.repr() == "['inner', 2]");
+  outer = outer[0];
+  CHECK(outer.repr() == "'inner'");
 }
 
 TEST_CASE("access: as<T>, operator[], size and their errors") {
@@ -337,7 +403,7 @@ TEST_CASE("real Python pickles of protocols 2 to 5 load, every version") {
     }
     CHECK(peer.wait(30s) == 0);
     CHECK(loaded + refused == static_cast<int>(values.size()) * 4);
-    CHECK(refused == 5 + 3);  // at 2 the samples with bytes or a set, at 3 those with a set
+    CHECK(refused == 6 + 4);  // at 2 the samples with bytes or a set, at 3 those with a set
   }
 }
 

@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <limits>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -99,6 +100,10 @@ class OrderedIndex {
 };
 }  // namespace detail
 
+namespace detail {
+struct ObjectAccess;
+}  // namespace detail
+
 // Python's dict: insertion ordered, keys hashable (None, bool, int, float,
 // str, bytes, tuples of those); a list, dict or set as a key is mp::TypeError,
 // as in Python. Keys compare as Python's do: 1, 1.0 and True are one key.
@@ -130,6 +135,9 @@ class Dict {
   bool operator==(const Dict& other) const;  // as Python: order does not matter
 
  private:
+  friend struct detail::ObjectAccess;
+  // set(), moving from `key` and `value` (which end None).
+  void set_from(Object& key, Object& value);
   std::optional<std::size_t> position_of(const Object& key, std::size_t hash) const;
   std::vector<Item> items_;
   detail::OrderedIndex index_;
@@ -161,17 +169,14 @@ class Set {
   detail::OrderedIndex index_;
 };
 
-namespace detail {
-struct ObjectAccess;
-}  // namespace detail
-
 // Object: a Python value (Python: any object of the types above).
 //
 // Holds None, bool, int, float, str, bytes, list, tuple, dict or set, built
 // from the matching C++ value (nullptr or mp::None, bool, any integer, double,
 // std::string or a literal as str, Bytes, List, Tuple, Dict, Set). A value:
 // copies are independent (they share storage until one is changed, so a copy
-// costs one reference count).
+// costs one reference count; a str or bytes of up to 15 bytes is held inline,
+// without an allocation, and copied). A moved-from Object is None.
 //
 // int: any size. Values in the int64 range are held as such; larger ones (a
 // Python big int, a uint64 above INT64_MAX) as their two's-complement bytes,
@@ -217,13 +222,36 @@ class Object {
   }
   Object(double value) noexcept : kind_(Kind::floating) { scalar_.floating = value; }
   Object(std::string value);  // str; mp::ValueError if not UTF-8
-  Object(std::string_view value) : Object(std::string(value)) {}
-  Object(const char* value) : Object(std::string(value)) {}
+  Object(std::string_view value);
+  Object(const char* value) : Object(std::string_view(value)) {}
   Object(Bytes value);
   Object(List value);
   Object(Tuple value);
   Object(Dict value);
   Object(Set value);
+
+  Object(const Object& other) : kind_(other.kind_), storage_(other.storage_), big_(other.big_) {
+    copy_storage(other);
+  }
+  Object(Object&& other) noexcept : kind_(other.kind_), storage_(other.storage_), big_(other.big_) {
+    take_storage(other);
+  }
+  Object& operator=(const Object& other) {
+    if (this != &other) *this = Object(other);
+    return *this;
+  }
+  Object& operator=(Object&& other) noexcept {
+    if (this == &other) return *this;
+    if (storage_ != Storage::scalar) {
+      // `other` may live inside this value: free the old value only after taking it.
+      Object old(std::move(*this));
+      return *this = std::move(other);
+    }
+    kind_ = other.kind_, storage_ = other.storage_, big_ = other.big_;
+    take_storage(other);
+    return *this;
+  }
+  ~Object() { destroy_storage(); }
 
   // The int whose two's-complement little-endian bytes are `bytes` (Python's
   // int.from_bytes(bytes, 'little', signed=True)); empty is 0.
@@ -276,15 +304,64 @@ class Object {
   std::int64_t integer_in_range(std::int64_t low, std::uint64_t high) const;
   double to_double() const;
 
+  // Where the value lives: scalar_ (None, bool, an int64, float), text_ or
+  // bytes_ (a str or bytes of at most inline_max bytes, so that the common
+  // short keys and values cost no allocation: the short-string capacity of
+  // libstdc++), or heap_ (longer str and bytes, big int, list, tuple, dict,
+  // set: one shared box of the held C++ value, detail::Box<T>, copied before
+  // a change when shared).
+  enum class Storage : std::uint8_t { scalar, text, bytes, heap };
+  static constexpr std::size_t inline_max = 15;
+
+  void copy_storage(const Object& other) {
+    switch (storage_) {
+      case Storage::scalar: scalar_ = other.scalar_; break;
+      case Storage::text: new (&text_) std::string(other.text_); break;
+      case Storage::bytes: new (&bytes_) Bytes(other.bytes_); break;
+      case Storage::heap: new (&heap_) std::shared_ptr<void>(other.heap_); break;
+    }
+  }
+  // Moves other's value here (kind_, storage_ and big_ already copied) and leaves other None.
+  void take_storage(Object& other) noexcept {
+    switch (storage_) {
+      case Storage::scalar: scalar_ = other.scalar_; break;
+      case Storage::text: new (&text_) std::string(std::move(other.text_)); break;
+      case Storage::bytes: new (&bytes_) Bytes(std::move(other.bytes_)); break;
+      case Storage::heap: new (&heap_) std::shared_ptr<void>(std::move(other.heap_)); break;
+    }
+    other.destroy_storage();
+    other.kind_ = Kind::none, other.storage_ = Storage::scalar, other.big_ = false;
+  }
+  void destroy_storage() noexcept {
+    switch (storage_) {
+      case Storage::scalar: break;
+      case Storage::text: text_.~basic_string(); break;
+      case Storage::bytes: bytes_.~Bytes(); break;
+      case Storage::heap: heap_.~shared_ptr(); break;
+    }
+  }
+  // Set the value of a new Object whose storage_ is still scalar. A str of
+  // `text`, mp::ValueError if not UTF-8; a long one takes `owned` (the
+  // caller's copy of the text, if it gives one) into its box.
+  void hold_str(std::string_view text, std::string* owned);
+  void hold_in_heap(std::shared_ptr<void> box) noexcept {
+    new (&heap_) std::shared_ptr<void>(std::move(box));
+    storage_ = Storage::heap;
+  }
+
   Kind kind_;
+  Storage storage_ = Storage::scalar;
   bool big_ = false;  // an int held as bytes in heap_
-  union {
+  union Scalar {
     std::int64_t integer;
     double floating;
-  } scalar_{};
-  // str, bytes, big int, list, tuple, dict, set: one shared box of the held
-  // C++ value (detail::Box<T>), copied before a change when shared.
-  std::shared_ptr<void> heap_;
+  };
+  union {
+    Scalar scalar_{};
+    std::string text_;
+    Bytes bytes_;
+    std::shared_ptr<void> heap_;
+  };
 };
 
 namespace detail {
@@ -314,10 +391,11 @@ struct ObjectAccess {
   static Box<T>& box(const Object& object) {
     return *static_cast<Box<T>*>(object.heap_.get());
   }
-  static bool in_heap(const Object& object) noexcept { return object.heap_ != nullptr; }
   static bool is_big_int(const Object& object) noexcept { return object.big_; }
   static std::int64_t small_int(const Object& object) noexcept { return object.scalar_.integer; }
   static double floating(const Object& object) noexcept { return object.scalar_.floating; }
+  // Dict::set without the copies of its by-value arguments.
+  static void dict_set(Dict& dict, Object& key, Object& value) { dict.set_from(key, value); }
 };
 
 }  // namespace detail
@@ -345,6 +423,11 @@ inline std::vector<Object>::const_iterator Set::end() const noexcept { return it
 template <class T>
 const T& Object::held(Kind kind) const {
   if (kind_ != kind) throw_type_error(kind_name(kind));
+  if constexpr (std::same_as<T, std::string>) {
+    if (storage_ == Storage::text) return text_;
+  } else if constexpr (std::same_as<T, Bytes>) {
+    if (storage_ == Storage::bytes) return bytes_;
+  }
   return detail::ObjectAccess::box<T>(*this).value;
 }
 
