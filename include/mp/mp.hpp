@@ -7,6 +7,7 @@
 #include "mp/detail/archive.hpp"  // cereal support for the standard library
 #include "mp/detail/remote_exception.hpp"  // MP_REMOTE_EXCEPTION
 #include "mp/errors.hpp"
+#include "mp/managers.hpp"
 #include "mp/object.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
