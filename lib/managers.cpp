@@ -58,9 +58,10 @@ constexpr std::size_t max_request_bytes = std::size_t{256} << 20;
 constexpr auto client_check_period = std::chrono::milliseconds(100);
 constexpr std::size_t request_header_bytes = sizeof(std::uint64_t) + 1;
 
-std::string address_key(const Address& address) {
-  return address.family == Address::Family::tcp ? address.host + ":" + std::to_string(address.port)
-                                                : address.path;
+// One connection per server and key: a connection authenticated with one key
+// never serves a proxy that carries another.
+std::string connection_key(const Address& address, const std::string& authkey) {
+  return address.to_string() + '\0' + authkey;
 }
 
 struct ClientConnections {
@@ -77,15 +78,15 @@ Connection& connection_for(const Address& address, const std::string& authkey) {
     client_connections.by_address.clear();
     client_connections.pid = pid;
   }
-  std::string key = address_key(address);
+  std::string key = connection_key(address, authkey);
   auto found = client_connections.by_address.find(key);
   if (found == client_connections.by_address.end())
     found = client_connections.by_address.emplace(key, Client(address, authkey)).first;
   return found->second;
 }
 
-void forget_connection(const Address& address) {
-  client_connections.by_address.erase(address_key(address));
+void forget_connection(const Address& address, const std::string& authkey) {
+  client_connections.by_address.erase(connection_key(address, authkey));
 }
 
 }  // namespace
@@ -113,7 +114,7 @@ std::string ProxyHandle::call(ManagerOp op, std::string_view arguments,
     connection.send_bytes(request);
     reply = connection.recv_bytes();
   } catch (...) {
-    forget_connection(address_);
+    forget_connection(address_, authkey_);
     throw;
   }
   if (reply.empty()) throw SerializationError(std::string(method) + ": empty reply from the manager");
@@ -865,7 +866,7 @@ void Manager::shutdown() {
     detail::retry("unlink", [&] { return ::unlink(address.path.c_str()); });
     detail::retry("rmdir", [&] { return ::rmdir(state_->directory.c_str()); });
   }
-  detail::forget_connection(address);
+  detail::forget_connection(address, state_->server.authkey());
   state_->process.reset();
 }
 

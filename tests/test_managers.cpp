@@ -36,6 +36,26 @@ int in_child(F body) {
   return child.exitcode().value_or(-1000);
 }
 
+// The pid of the server a Manager made just now: the child that was not
+// there before.
+int new_child(const std::vector<int>& before) {
+  for (int pid : mp::active_children())
+    if (std::find(before.begin(), before.end(), pid) == before.end()) return pid;
+  FAIL("no new child");
+  return -1;
+}
+
+// A connection that passed the handshake, for the raw frames below.
+mp::Connection raw_client(mp::Manager& manager) {
+  return mp::Client(manager.address(), manager.authkey());
+}
+
+void write_raw(int fd, std::string_view bytes) {
+  REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
+}
+
+void square_into(mp::DictProxy<int, int> squares, int x) { squares.set(x, x * x); }
+
 }  // namespace
 
 TEST_SUITE("managers") {
@@ -114,5 +134,249 @@ TEST_SUITE("managers") {
       CHECK(child.exitcode() == 0);
     }
     CHECK(value.get() == 200);
+  }
+
+  TEST_CASE("proxies travel as Pool task arguments") {
+    mp::Manager manager;
+    auto squares = manager.dict<int, int>();
+    mp::Pool pool(2);
+    std::vector<std::tuple<mp::DictProxy<int, int>, int>> tasks;
+    for (int x = 0; x < 10; ++x) tasks.emplace_back(squares, x);
+    pool.starmap(square_into, tasks);
+    pool.close();
+    pool.join();
+    CHECK(squares.size() == 10);
+    CHECK(squares.get(9) == 81);
+  }
+
+  TEST_CASE("shutdown stops the server and removes its socket and directory") {
+    auto before = mp::active_children();
+    mp::Manager manager;
+    int server = new_child(before);
+    auto dict = manager.dict<int, int>();
+    dict.set(1, 1);
+    std::filesystem::path socket = manager.address().path;
+    CHECK(std::filesystem::exists(socket));
+    manager.shutdown();
+    CHECK(test_support::process_gone(server));
+    CHECK_FALSE(std::filesystem::exists(socket));
+    CHECK_FALSE(std::filesystem::exists(socket.parent_path()));
+    CHECK_THROWS_AS(dict.get(1), mp::Error);
+    manager.shutdown();  // idempotent
+  }
+
+  TEST_CASE("a server whose creator is SIGKILLed stops by itself within 300 ms") {
+    auto [reader, writer] = mp::Pipe(false);
+    mp::Process creator([writer]() mutable {
+      auto before = mp::active_children();
+      mp::Manager manager;
+      writer.send(new_child(before));
+      ::pause();
+    });
+    creator.start();
+    REQUIRE(reader.poll(patience));
+    int server = reader.recv<int>();
+    CHECK_FALSE(test_support::process_gone(server));
+    creator.kill();
+    creator.join(patience);
+    auto killed = std::chrono::steady_clock::now();
+    CHECK(test_support::all_gone_within({server}, 2s));
+    CHECK(test_support::seconds_since(killed) < 0.3);
+  }
+
+  TEST_CASE("TCP address, Manager::connect from another connection, wrong key refused") {
+    mp::Manager manager(mp::ManagerOptions{mp::tcp_address("127.0.0.1", 0), "secret", {}});
+    CHECK(manager.address().family == mp::Address::Family::tcp);
+    CHECK(manager.address().port != 0);
+    CHECK(manager.authkey() == "secret");
+    auto shared = manager.dict<std::string, std::string>();
+    shared.set("from", "owner");
+    // A connected program knows only the address and the key; the proxy's
+    // handle is what it is sent (here through a pipe as bytes).
+    std::string handle = mp::detail::dumps(shared, "test");
+    CHECK(in_child([address = manager.address(), handle] {
+            auto other = mp::Manager::connect(address, "secret");
+            auto dict = mp::detail::loads<mp::DictProxy<std::string, std::string>>(handle, "test");
+            dict.set("to", dict.get("from") + " and connected");
+            other.list<int>().append(1);  // a connected Manager creates objects too
+            other.shutdown();             // forgets, does not stop the server
+          }) == 0);
+    CHECK(shared.get("to") == "owner and connected");
+    CHECK_THROWS_AS(mp::Manager::connect(manager.address(), "wrong"), mp::AuthenticationError);
+    CHECK(shared.size() == 2);
+  }
+
+  TEST_CASE("64 client processes blocked in calls at once; the others are still served") {
+    mp::Manager manager;
+    auto arrived = manager.Semaphore(0);
+    auto go = manager.Event();
+    std::vector<mp::Process> clients;
+    for (int i = 0; i < 64; ++i)
+      clients.emplace_back([arrived, go]() mutable {
+        arrived.release();
+        mp::exit(go.wait(patience) ? 0 : 3);
+      });
+    for (auto& client : clients) client.start();
+    for (int i = 0; i < 64; ++i) REQUIRE(arrived.acquire(patience));
+    // Every client now waits inside the server (or is about to).
+    auto started = std::chrono::steady_clock::now();
+    auto dict = manager.dict<int, int>();
+    dict.set(1, 2);
+    CHECK(dict.get(1) == 2);
+    CHECK(test_support::seconds_since(started) < 1.0);
+    go.set();
+    for (auto& client : clients) {
+      client.join(patience);
+      CHECK(client.exitcode() == 0);
+    }
+  }
+
+  TEST_CASE("a hostile client (stall, garbage, forged length, wrong key) neither crashes nor stalls the server") {
+    auto before = mp::active_children();
+    mp::Manager manager;
+    int server = new_child(before);
+    auto dict = manager.dict<int, int>();
+    // A client stalled inside a frame: 3 of 100 announced bytes.
+    mp::Connection stalled = raw_client(manager);
+    write_raw(stalled.fileno(), std::string("\0\0\0\x64" "abc", 7));
+    // A well-framed request of garbage: an error reply, the connection goes on.
+    mp::Connection garbage = raw_client(manager);
+    garbage.send_bytes(std::string("\xff\x13garbage", 9));
+    std::string reply = garbage.recv_bytes();
+    CHECK(reply[0] == 1);
+    garbage.send_bytes(std::string(3, '\x7f'));  // shorter than a header
+    CHECK(garbage.recv_bytes()[0] == 1);
+    // A forged length (2 GiB) closes that connection only.
+    mp::Connection forged = raw_client(manager);
+    write_raw(forged.fileno(), std::string("\x7f\xff\xff\xffxx", 6));
+    CHECK_THROWS_AS(forged.recv_bytes(), mp::Error);
+    // The wrong key, and a peer that sends nothing at all.
+    CHECK_THROWS_AS(mp::Client(manager.address(), std::string("wrong")), mp::AuthenticationError);
+    mp::Connection silent = mp::Client(manager.address());  // no handshake from our side
+    auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < 100; ++i) dict.set(i, i);
+    CHECK(dict.size() == 100);
+    CHECK(test_support::seconds_since(started) < 1.0);
+    CHECK_FALSE(test_support::process_gone(server));
+  }
+
+  TEST_CASE("a client SIGKILLed mid-call leaves the server and the other clients working") {
+    mp::Manager manager;
+    auto dict = manager.dict<int, int>();
+    auto list = manager.list<int>();
+    mp::Process busy([dict, list]() mutable {
+      for (int i = 0;; ++i) {
+        dict.set(i % 100, i);
+        list.append(i);
+      }
+    });
+    busy.start();
+    // Another client calls side by side while the first dies.
+    std::atomic<bool> stop = false;
+    std::atomic<int> calls = 0;
+    std::thread other([&, dict]() mutable {
+      while (!stop) {
+        dict.set(-1, calls);
+        ++calls;
+      }
+    });
+    while (list.size() < 200) std::this_thread::sleep_for(1ms);
+    busy.kill();
+    busy.join(patience);
+    int before = calls;
+    std::this_thread::sleep_for(200ms);
+    stop = true;
+    other.join();
+    CHECK(calls > before);
+    CHECK(dict.size() == 101);
+    std::size_t size = list.size();
+    list.append(-1);
+    CHECK(list.size() == size + 1);
+  }
+
+  TEST_CASE("a lock held by a SIGKILLed client is released at once; the next holder sees owner_died") {
+    mp::Manager manager;
+    auto lock = manager.Lock();
+    auto rlock = manager.RLock();
+    auto held = manager.Event();
+    mp::Process holder([lock, rlock, held]() mutable {
+      lock.acquire();
+      rlock.acquire();
+      rlock.acquire();
+      held.set();
+      ::pause();
+    });
+    holder.start();
+    REQUIRE(held.wait(patience));
+    CHECK_FALSE(lock.acquire(false));
+    CHECK_FALSE(rlock.acquire(50ms));
+    CHECK_FALSE(lock.owner_died());
+    std::thread killer([&] {
+      std::this_thread::sleep_for(100ms);
+      holder.kill();
+    });
+    auto started = std::chrono::steady_clock::now();
+    REQUIRE(lock.acquire(patience));  // waiting on the server when the holder dies
+    CHECK(test_support::seconds_since(started) < 0.1 + 0.3);
+    killer.join();
+    holder.join(patience);
+    CHECK(lock.owner_died());
+    CHECK(rlock.acquire(2s));
+    CHECK(rlock.owner_died());
+    rlock.release();
+    lock.mark_consistent();
+    CHECK_FALSE(lock.owner_died());
+    lock.release();
+    CHECK_THROWS_AS(lock.release(), mp::Remote<mp::ValueError>);
+  }
+
+  TEST_CASE("RLock is per thread; Semaphore, BoundedSemaphore, Event, Queue, JoinableQueue") {
+    mp::Manager manager;
+    auto rlock = manager.RLock();
+    CHECK(rlock.acquire());
+    CHECK(rlock.acquire());
+    std::thread([rlock]() mutable {
+      CHECK_FALSE(rlock.acquire(false));
+      CHECK_THROWS_AS(rlock.release(), mp::Remote<mp::ValueError>);
+    }).join();
+    rlock.release();
+    rlock.release();
+    CHECK_FALSE(rlock.locked());
+
+    auto bounded = manager.BoundedSemaphore(1);
+    CHECK(bounded.acquire());
+    CHECK_FALSE(bounded.acquire(20ms));
+    bounded.release();
+    CHECK_THROWS_AS(bounded.release(), mp::Remote<mp::ValueError>);
+    CHECK(bounded.get_value() == 1);
+
+    auto event = manager.Event();
+    CHECK_FALSE(event.wait(20ms));
+    CHECK(in_child([event] { event.set(); }) == 0);
+    CHECK(event.is_set());
+    event.clear();
+    CHECK_FALSE(event.is_set());
+
+    auto queue = manager.Queue<std::string>(1);
+    queue.put("a");
+    CHECK(queue.full());
+    CHECK_THROWS_AS(queue.put_nowait("b"), mp::Remote<mp::Full>);
+    CHECK(queue.get() == "a");
+    CHECK_THROWS_AS(queue.get(20ms), mp::Remote<mp::Empty>);
+    CHECK(in_child([queue] { queue.put("from child"); }) == 0);
+    CHECK(queue.get(patience) == "from child");
+
+    auto tasks = manager.JoinableQueue<int>();
+    tasks.put(1);
+    tasks.put(2);
+    CHECK_FALSE(tasks.join(20ms));
+    CHECK(in_child([tasks] {
+            tasks.get();
+            tasks.task_done();
+            tasks.get();
+            tasks.task_done();
+          }) == 0);
+    CHECK(tasks.join(patience));
+    CHECK_THROWS_AS(tasks.task_done(), mp::Remote<mp::ValueError>);
   }
 }
