@@ -56,6 +56,24 @@ void write_raw(int fd, std::string_view bytes) {
 
 void square_into(mp::DictProxy<int, int> squares, int x) { squares.set(x, x * x); }
 
+// CPython's mp_newtype.py / the docs' MathsClass, registered with the manager.
+class Maths {
+ public:
+  int add(int x, int y) const { return x + y; }
+  int mul(int x, int y) const { return x * y; }
+  void count(const std::string& word) { words_.push_back(word); }
+  std::vector<std::string> counted() const { return words_; }
+  double divide(double x, double y) const {
+    if (y == 0) throw std::invalid_argument("Maths.divide: division by zero");
+    return x / y;
+  }
+  int hidden() const { return 42; }  // not registered: no proxy can call it
+
+ private:
+  std::vector<std::string> words_;
+};
+MP_MANAGER_TYPE(Maths, &Maths::add, &Maths::mul, &Maths::count, &Maths::counted, &Maths::divide)
+
 }  // namespace
 
 TEST_SUITE("managers") {
@@ -242,14 +260,17 @@ TEST_SUITE("managers") {
     // A well-framed request of garbage: an error reply, the connection goes on.
     mp::Connection garbage = raw_client(manager);
     garbage.send_bytes(std::string("\xff\x13garbage", 9));
+    REQUIRE(garbage.poll(patience));
     std::string reply = garbage.recv_bytes();
     CHECK(reply[0] == 1);
     garbage.send_bytes(std::string(3, '\x7f'));  // shorter than a header
+    REQUIRE(garbage.poll(patience));
     CHECK(garbage.recv_bytes()[0] == 1);
     // A forged length (2 GiB) closes that connection only.
     mp::Connection forged = raw_client(manager);
     write_raw(forged.fileno(), std::string("\x7f\xff\xff\xffxx", 6));
-    CHECK_THROWS_AS(forged.recv_bytes(), mp::Error);
+    REQUIRE(forged.poll(patience));
+    CHECK_THROWS_AS(forged.recv_bytes(), mp::EOFError);
     // The wrong key, and a peer that sends nothing at all.
     CHECK_THROWS_AS(mp::Client(manager.address(), std::string("wrong")), mp::AuthenticationError);
     mp::Connection silent = mp::Client(manager.address());  // no handshake from our side
@@ -330,6 +351,28 @@ TEST_SUITE("managers") {
     CHECK_THROWS_AS(lock.release(), mp::Remote<mp::ValueError>);
   }
 
+  TEST_CASE("a client SIGKILLed while it waits on the server never takes the lock") {
+    mp::Manager manager;
+    auto lock = manager.Lock();
+    auto waiting = manager.Event();
+    REQUIRE(lock.acquire());
+    mp::Process waiter([lock, waiting]() mutable {
+      waiting.set();
+      lock.acquire();  // blocks on the server
+      mp::exit(0);
+    });
+    waiter.start();
+    REQUIRE(waiting.wait(patience));
+    std::this_thread::sleep_for(50ms);  // into its acquire
+    waiter.kill();
+    waiter.join(patience);
+    std::this_thread::sleep_for(200ms);  // the server notices a gone waiter within 100 ms
+    lock.release();
+    REQUIRE(lock.acquire(2s));
+    CHECK_FALSE(lock.owner_died());  // the dead waiter never held it
+    lock.release();
+  }
+
   TEST_CASE("RLock is per thread; Semaphore, BoundedSemaphore, Event, Queue, JoinableQueue") {
     mp::Manager manager;
     auto rlock = manager.RLock();
@@ -378,5 +421,23 @@ TEST_SUITE("managers") {
           }) == 0);
     CHECK(tasks.join(patience));
     CHECK_THROWS_AS(tasks.task_done(), mp::Remote<mp::ValueError>);
+  }
+
+  TEST_CASE("a registered user type: the docs' MathsClass and mp_newtype's exposure rules") {
+    mp::Manager manager;
+    auto maths = manager.make<Maths>();
+    CHECK(maths.call(&Maths::add, 4, 3) == 7);   // Python: maths.add(4, 3)
+    CHECK(maths.call(&Maths::mul, 7, 8) == 56);
+    // State lives on the server: a forked child and a Pool worker see one object.
+    maths.call(&Maths::count, std::string("parent"));
+    CHECK(in_child([maths] { maths.call(&Maths::count, std::string("child")); }) == 0);
+    CHECK(maths.call(&Maths::counted) == std::vector<std::string>{"parent", "child"});
+    CHECK(maths.call(&Maths::divide, 1.0, 4.0) == 0.25);
+    CHECK_THROWS_AS(maths.call(&Maths::divide, 1.0, 0.0), mp::Remote<std::invalid_argument>);
+    CHECK(test_support::error_text<mp::ValueError>([&] { maths.call(&Maths::hidden); })
+              .find("not registered") != std::string::npos);
+    // Two instances are two objects.
+    auto other = manager.make<Maths>();
+    CHECK(other.call(&Maths::counted).empty());
   }
 }
