@@ -36,9 +36,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -93,11 +95,13 @@ void forget_connection(const Address& address, const std::string& authkey) {
 
 std::int64_t wire_timeout(const Deadline& deadline) noexcept {
   if (deadline.infinite()) return -1;
-  return std::max<std::int64_t>(0, deadline.remaining().value_or(std::chrono::nanoseconds(0)).count());
+  return std::max<std::int64_t>(0,
+                                deadline.remaining().value_or(std::chrono::nanoseconds(0)).count());
 }
 
 static Deadline deadline_from_wire(std::int64_t nanoseconds) {
-  return nanoseconds < 0 ? Deadline::never() : Deadline::after(std::chrono::nanoseconds(nanoseconds));
+  return nanoseconds < 0 ? Deadline::never()
+                         : Deadline::after(std::chrono::nanoseconds(nanoseconds));
 }
 
 std::string ProxyHandle::call(ManagerOp op, std::string_view arguments,
@@ -117,7 +121,8 @@ std::string ProxyHandle::call(ManagerOp op, std::string_view arguments,
     forget_connection(address_, authkey_);
     throw;
   }
-  if (reply.empty()) throw SerializationError(std::string(method) + ": empty reply from the manager");
+  if (reply.empty())
+    throw SerializationError(std::string(method) + ": empty reply from the manager");
   if (reply[0] == 0) return reply.substr(1);
   std::rethrow_exception(
       rethrowable(decode_exception_record(std::string_view(reply).substr(1), method), method));
@@ -161,7 +166,8 @@ class Served {
 
  protected:
   [[noreturn]] static void unsupported(ManagerOp op, const std::string& kind) {
-    throw TypeError("Manager: a " + kind + " has no operation " + std::to_string(static_cast<int>(op)));
+    throw TypeError("Manager: a " + kind + " has no operation " +
+                    std::to_string(static_cast<int>(op)));
   }
   // Waits until ready() (true) or the deadline (false), checking the client
   // between slices.
@@ -203,7 +209,8 @@ class ServedDict final : public Served {
   std::string call(ManagerOp op, std::string_view arguments, const ClientLink&) override {
     std::lock_guard guard(mutex_);
     switch (op) {
-      case ManagerOp::dict_get: return encode(find_or_throw(arguments)->second);
+      case ManagerOp::dict_get:
+        return encode(find_or_throw(arguments)->second);
       case ManagerOp::dict_find: {
         auto found = index_.find(std::get<0>(decode<std::tuple<std::string>>(arguments)));
         return encode(found == index_.end() ? std::optional<std::string>()
@@ -229,13 +236,18 @@ class ServedDict final : public Served {
       }
       case ManagerOp::dict_contains:
         return encode(index_.contains(std::get<0>(decode<std::tuple<std::string>>(arguments))));
-      case ManagerOp::size: return encode(static_cast<std::uint64_t>(entries_.size()));
-      case ManagerOp::dict_keys: return encode_each([](const auto& entry) { return entry.first; });
-      case ManagerOp::dict_values: return encode_each([](const auto& entry) { return entry.second; });
+      case ManagerOp::size:
+        return encode(static_cast<std::uint64_t>(entries_.size()));
+      case ManagerOp::dict_keys:
+        return encode_each([](const auto& entry) { return entry.first; });
+      case ManagerOp::dict_values:
+        return encode_each([](const auto& entry) { return entry.second; });
       case ManagerOp::dict_items:
-        return encode(std::vector<std::pair<std::string, std::string>>(entries_.begin(), entries_.end()));
+        return encode(
+            std::vector<std::pair<std::string, std::string>>(entries_.begin(), entries_.end()));
       case ManagerOp::dict_update: {
-        auto [pairs] = decode<std::tuple<std::vector<std::pair<std::string, std::string>>>>(arguments);
+        auto [pairs] =
+            decode<std::tuple<std::vector<std::pair<std::string, std::string>>>>(arguments);
         for (auto& [key, value] : pairs) store(std::move(key), std::move(value));
         return {};
       }
@@ -243,7 +255,8 @@ class ServedDict final : public Served {
         entries_.clear();
         index_.clear();
         return {};
-      default: unsupported(op, "dict");
+      default:
+        unsupported(op, "dict");
     }
   }
 
@@ -310,9 +323,15 @@ class ServedList final : public Served {
         items_.erase(position);
         return encode(item);
       }
-      case ManagerOp::size: return encode(static_cast<std::uint64_t>(items_.size()));
-      case ManagerOp::list_copy: return encode(items_);
-      default: unsupported(op, "list");
+      case ManagerOp::size:
+        return encode(static_cast<std::uint64_t>(items_.size()));
+      case ManagerOp::list_copy:
+        return encode(items_);
+      case ManagerOp::list_reverse:
+        std::reverse(items_.begin(), items_.end());
+        return {};
+      default:
+        unsupported(op, "list");
     }
   }
 
@@ -337,7 +356,8 @@ class ServedNamespace final : public Served {
         return {};
       }
       case ManagerOp::namespace_has:
-        return encode(attributes_.contains(std::get<0>(decode<std::tuple<std::string>>(arguments))));
+        return encode(
+            attributes_.contains(std::get<0>(decode<std::tuple<std::string>>(arguments))));
       case ManagerOp::namespace_remove: {
         auto [name] = decode<std::tuple<std::string>>(arguments);
         if (attributes_.erase(name) == 0) no_attribute(name);
@@ -352,7 +372,8 @@ class ServedNamespace final : public Served {
         }
         return encode(out + ")");
       }
-      default: unsupported(op, "Namespace");
+      default:
+        unsupported(op, "Namespace");
     }
   }
 
@@ -369,11 +390,13 @@ class ServedValue final : public Served {
   std::string call(ManagerOp op, std::string_view arguments, const ClientLink&) override {
     std::lock_guard guard(mutex_);
     switch (op) {
-      case ManagerOp::value_get: return encode(value_);
+      case ManagerOp::value_get:
+        return encode(value_);
       case ManagerOp::value_set:
         value_ = std::get<0>(decode<std::tuple<std::string>>(arguments));
         return {};
-      default: unsupported(op, "Value");
+      default:
+        unsupported(op, "Value");
     }
   }
 
@@ -381,10 +404,13 @@ class ServedValue final : public Served {
   std::string value_;
 };
 
-// Lock and RLock: the holder is a client connection.
+// Lock, RLock and Condition (over an RLock): the holder is a client
+// connection. A Condition's waiters take wake-up tickets that notify hands
+// out, at most one per waiter; lock and condition waiters share the
+// object's condition variable, so every change wakes all.
 class ServedLock final : public Served {
  public:
-  explicit ServedLock(bool recursive) : recursive_(recursive) {}
+  ServedLock(bool recursive, bool condition) : recursive_(recursive), condition_(condition) {}
   std::string call(ManagerOp op, std::string_view arguments, const ClientLink& client) override {
     std::unique_lock lock(mutex_);
     switch (op) {
@@ -394,11 +420,7 @@ class ServedLock final : public Served {
           ++depth_;
           return encode(true);
         }
-        if (!wait(lock, deadline_from_wire(timeout), client, [&] { return owner_ == 0; }))
-          return encode(false);
-        owner_ = client.id;
-        depth_ = 1;
-        return encode(true);
+        return encode(take(lock, deadline_from_wire(timeout), client, 1));
       }
       case ManagerOp::lock_release:
         if (owner_ == 0)
@@ -406,31 +428,152 @@ class ServedLock final : public Served {
                                       : "LockProxy.release: release unlocked lock");
         if (recursive_ && owner_ != client.id)
           throw ValueError("RLockProxy.release: cannot release a lock held by another thread");
-        if (--depth_ == 0) {
-          owner_ = 0;
-          changed_.notify_one();
-        }
+        if (--depth_ == 0) free();
         return {};
-      case ManagerOp::lock_locked: return encode(owner_ != 0);
-      case ManagerOp::lock_owner_died: return encode(owner_died_);
-      case ManagerOp::lock_mark_consistent: owner_died_ = false; return {};
-      default: unsupported(op, recursive_ ? "RLock" : "Lock");
+      case ManagerOp::lock_locked:
+        return encode(owner_ != 0);
+      case ManagerOp::lock_owner_died:
+        return encode(owner_died_);
+      case ManagerOp::lock_mark_consistent:
+        owner_died_ = false;
+        return {};
+      case ManagerOp::condition_wait: {
+        auto [timeout] = decode<std::tuple<std::int64_t>>(arguments);
+        require_condition_holder(op, client, "ConditionProxy.wait");
+        std::uint32_t depth = depth_;
+        free();
+        ++waiting_;
+        bool notified = false;
+        try {
+          notified = wait(lock, deadline_from_wire(timeout), client, [&] { return tickets_ > 0; });
+        } catch (const ClientGone&) {
+          stop_waiting(false);
+          throw;
+        }
+        stop_waiting(notified);
+        take(lock, Deadline::never(), client, depth);
+        return encode(notified);
+      }
+      case ManagerOp::condition_notify: {
+        auto [n] = decode<std::tuple<std::int64_t>>(arguments);
+        require_condition_holder(op, client, "ConditionProxy.notify");
+        tickets_ = std::min<std::uint64_t>(
+            waiting_, tickets_ + static_cast<std::uint64_t>(std::max<std::int64_t>(n, 0)));
+        changed_.notify_all();
+        return {};
+      }
+      default:
+        unsupported(op, condition_ ? "Condition" : recursive_ ? "RLock" : "Lock");
     }
   }
   void client_gone(std::uint64_t client) override {
     std::lock_guard guard(mutex_);
     if (owner_ != client) return;
-    owner_ = 0;
-    depth_ = 0;
+    free();
     owner_died_ = true;
-    changed_.notify_one();
   }
 
  private:
+  bool take(std::unique_lock<std::mutex>& lock, const Deadline& deadline, const ClientLink& client,
+            std::uint32_t depth) {
+    if (!wait(lock, deadline, client, [&] { return owner_ == 0; })) return false;
+    owner_ = client.id;
+    depth_ = depth;
+    return true;
+  }
+  void free() {
+    owner_ = 0;
+    depth_ = 0;
+    changed_.notify_all();
+  }
+  void require_condition_holder(ManagerOp op, const ClientLink& client, const char* method) const {
+    if (!condition_) unsupported(op, recursive_ ? "RLock" : "Lock");
+    if (owner_ != client.id)
+      throw ValueError(std::string(method) + ": cannot wait or notify on an un-acquired lock");
+  }
+  // A waiter leaves: with its ticket used, or without (then no more
+  // tickets than waiters remain).
+  void stop_waiting(bool used_ticket) {
+    --waiting_;
+    if (used_ticket) --tickets_;
+    tickets_ = std::min(tickets_, waiting_);
+  }
+
   const bool recursive_;
+  const bool condition_;
   std::uint64_t owner_ = 0;  // client id, 0: free
   std::uint32_t depth_ = 0;
   bool owner_died_ = false;
+  std::uint64_t waiting_ = 0;  // condition waiters
+  std::uint64_t tickets_ = 0;  // wake-ups handed out by notify, not yet taken
+};
+
+class ServedBarrier final : public Served {
+ public:
+  explicit ServedBarrier(int parties) : parties_(parties) {
+    if (parties < 1) throw ValueError("Manager.Barrier: parties must be >= 1");
+  }
+  std::string call(ManagerOp op, std::string_view arguments, const ClientLink& client) override {
+    std::unique_lock lock(mutex_);
+    switch (op) {
+      case ManagerOp::barrier_wait: {
+        auto [timeout] = decode<std::tuple<std::int64_t>>(arguments);
+        if (broken_) throw BrokenBarrierError("BarrierProxy.wait: the barrier is broken");
+        int index = count_++;
+        std::uint64_t generation = generation_;
+        if (count_ == parties_) {
+          next_generation();
+          return encode(index);
+        }
+        bool passed = false;
+        try {
+          passed = wait(lock, deadline_from_wire(timeout), client,
+                        [&] { return generation_ != generation || broken_; });
+        } catch (const ClientGone&) {
+          --count_;
+          break_barrier();  // the others would wait for a party that never comes
+          throw;
+        }
+        if (generation_ != generation) {
+          if (std::find(reset_generations_.begin(), reset_generations_.end(), generation) ==
+              reset_generations_.end())
+            return encode(index);
+        } else {
+          --count_;
+          if (!passed) break_barrier();
+        }
+        throw BrokenBarrierError("BarrierProxy.wait: the barrier was broken, reset or timed out");
+      }
+      case ManagerOp::barrier_reset:
+        if (count_ > 0) reset_generations_.push_back(generation_);
+        next_generation();
+        broken_ = false;
+        return {};
+      case ManagerOp::barrier_abort:
+        break_barrier();
+        return {};
+      case ManagerOp::barrier_info:
+        return encode(std::tuple<int, int, bool>(parties_, count_, broken_));
+      default:
+        unsupported(op, "Barrier");
+    }
+  }
+
+ private:
+  void next_generation() {
+    ++generation_;
+    count_ = 0;
+    changed_.notify_all();
+  }
+  void break_barrier() {
+    broken_ = true;
+    changed_.notify_all();
+  }
+  const int parties_;
+  int count_ = 0;  // waiting in this generation
+  std::uint64_t generation_ = 0;
+  std::vector<std::uint64_t> reset_generations_;  // ended by reset(), not by the last arrival
+  bool broken_ = false;
 };
 
 class ServedSemaphore final : public Served {
@@ -454,8 +597,10 @@ class ServedSemaphore final : public Served {
         ++value_;
         changed_.notify_one();
         return {};
-      case ManagerOp::semaphore_value: return encode(value_);
-      default: unsupported(op, "Semaphore");
+      case ManagerOp::semaphore_value:
+        return encode(value_);
+      default:
+        unsupported(op, "Semaphore");
     }
   }
 
@@ -473,13 +618,17 @@ class ServedEvent final : public Served {
         flag_ = true;
         changed_.notify_all();
         return {};
-      case ManagerOp::event_clear: flag_ = false; return {};
-      case ManagerOp::event_is_set: return encode(flag_);
+      case ManagerOp::event_clear:
+        flag_ = false;
+        return {};
+      case ManagerOp::event_is_set:
+        return encode(flag_);
       case ManagerOp::event_wait: {
         auto [timeout] = decode<std::tuple<std::int64_t>>(arguments);
         return encode(wait(lock, deadline_from_wire(timeout), client, [&] { return flag_; }));
       }
-      default: unsupported(op, "Event");
+      default:
+        unsupported(op, "Event");
     }
   }
 
@@ -517,15 +666,18 @@ class ServedQueue final : public Served {
         return encode(std::pair<std::uint64_t, std::uint64_t>(items_.size(), maxsize_));
       case ManagerOp::queue_task_done:
         if (!joinable_) unsupported(op, "Queue");
-        if (unfinished_ == 0) throw ValueError("JoinableQueueProxy.task_done: called too many times");
+        if (unfinished_ == 0)
+          throw ValueError("JoinableQueueProxy.task_done: called too many times");
         if (--unfinished_ == 0) changed_.notify_all();
         return {};
       case ManagerOp::queue_join: {
         if (!joinable_) unsupported(op, "Queue");
         auto [timeout] = decode<std::tuple<std::int64_t>>(arguments);
-        return encode(wait(lock, deadline_from_wire(timeout), client, [&] { return unfinished_ == 0; }));
+        return encode(
+            wait(lock, deadline_from_wire(timeout), client, [&] { return unfinished_ == 0; }));
       }
-      default: unsupported(op, "Queue");
+      default:
+        unsupported(op, "Queue");
     }
   }
 
@@ -556,17 +708,28 @@ class ServedUserObject final : public Served {
 
 std::shared_ptr<Served> make_served(ServedKind kind, std::string_view arguments) {
   switch (kind) {
-    case ServedKind::dict: return std::make_shared<ServedDict>();
-    case ServedKind::list: return std::make_shared<ServedList>();
-    case ServedKind::namespace_: return std::make_shared<ServedNamespace>();
-    case ServedKind::value: return std::make_shared<ServedValue>(std::string(arguments));
-    case ServedKind::lock: return std::make_shared<ServedLock>(false);
-    case ServedKind::rlock: return std::make_shared<ServedLock>(true);
+    case ServedKind::dict:
+      return std::make_shared<ServedDict>();
+    case ServedKind::list:
+      return std::make_shared<ServedList>();
+    case ServedKind::namespace_:
+      return std::make_shared<ServedNamespace>();
+    case ServedKind::value:
+      return std::make_shared<ServedValue>(std::string(arguments));
+    case ServedKind::lock:
+      return std::make_shared<ServedLock>(false, false);
+    case ServedKind::rlock:
+      return std::make_shared<ServedLock>(true, false);
+    case ServedKind::condition:
+      return std::make_shared<ServedLock>(true, true);
+    case ServedKind::barrier:
+      return std::make_shared<ServedBarrier>(loads<int>(arguments, "Manager.Barrier"));
     case ServedKind::semaphore:
     case ServedKind::bounded_semaphore:
       return std::make_shared<ServedSemaphore>(loads<int>(arguments, "Manager.Semaphore"),
                                                kind == ServedKind::bounded_semaphore);
-    case ServedKind::event: return std::make_shared<ServedEvent>();
+    case ServedKind::event:
+      return std::make_shared<ServedEvent>();
     case ServedKind::queue:
     case ServedKind::joinable_queue:
       return std::make_shared<ServedQueue>(loads<int>(arguments, "Manager.Queue"),
@@ -575,7 +738,8 @@ std::shared_ptr<Served> make_served(ServedKind kind, std::string_view arguments)
       auto name = loads<std::string>(arguments, "Manager.make");
       for (const ServedTypeEntry& type : served_types())
         if (type.name == name) return std::make_shared<ServedUserObject>(type);
-      throw TypeError("Manager.make: " + name + " is not registered in the server (MP_MANAGER_TYPE)");
+      throw TypeError("Manager.make: " + name +
+                      " is not registered in the server (MP_MANAGER_TYPE)");
     }
   }
   throw ValueError("Manager: unknown object kind " + std::to_string(static_cast<int>(kind)));
@@ -586,14 +750,16 @@ class Server {
   Server(Listener listener, FileDescriptor creator, std::string directory)
       : listener_(std::move(listener)),
         creator_(std::move(creator)),
-        stop_(check("eventfd", [] { return ::eventfd(0, EFD_CLOEXEC); }, "Manager server")),
+        stop_(check(
+            "eventfd", [] { return ::eventfd(0, EFD_CLOEXEC); }, "Manager server")),
         directory_(std::move(directory)) {}
 
   [[noreturn]] void run() {
     for (;;) {
-      pollfd watched[3] = {{listener_.fileno(), POLLIN, 0}, {stop_.get(), POLLIN, 0},
-                           {creator_.get(), POLLIN, 0}};
-      check("poll", [&] { return ::poll(watched, 3, -1); }, "Manager server");
+      pollfd watched[3] = {
+          {listener_.fileno(), POLLIN, 0}, {stop_.get(), POLLIN, 0}, {creator_.get(), POLLIN, 0}};
+      check(
+          "poll", [&] { return ::poll(watched, 3, -1); }, "Manager server");
       if (watched[1].revents != 0 || watched[2].revents != 0) stop();
       if (watched[0].revents == 0) continue;
       try {
@@ -658,8 +824,10 @@ class Server {
     std::string_view arguments = request.substr(request_header_bytes);
     if (token == 0) {
       switch (op) {
-        case ManagerOp::ping: return false;
-        case ManagerOp::shutdown: return true;
+        case ManagerOp::ping:
+          return false;
+        case ManagerOp::shutdown:
+          return true;
         case ManagerOp::create: {
           if (arguments.empty()) throw SerializationError("Manager.create: no kind");
           auto object = make_served(static_cast<ServedKind>(arguments[0]), arguments.substr(1));
@@ -669,14 +837,16 @@ class Server {
           return false;
         }
         default:
-          throw ValueError("Manager: the server has no operation " + std::to_string(static_cast<int>(op)));
+          throw ValueError("Manager: the server has no operation " +
+                           std::to_string(static_cast<int>(op)));
       }
     }
     std::shared_ptr<Served> object;
     {
       std::lock_guard guard(mutex_);
       auto found = objects_.find(token);
-      if (found == objects_.end()) throw KeyError("Manager: no object with token " + std::to_string(token));
+      if (found == objects_.end())
+        throw KeyError("Manager: no object with token " + std::to_string(token));
       object = found->second;
     }
     reply += object->call(op, arguments, client);
@@ -703,7 +873,8 @@ class Server {
 
 std::string random_authkey() {
   std::string key(32, '\0');
-  check("getrandom", [&] { return ::getrandom(key.data(), key.size(), 0); }, "Manager authkey");
+  check(
+      "getrandom", [&] { return ::getrandom(key.data(), key.size(), 0); }, "Manager authkey");
   return key;
 }
 
@@ -712,12 +883,13 @@ std::string random_authkey() {
 [[noreturn]] void run_server(Connection report, pid_t creator, Address address, std::string authkey,
                              std::string directory, const std::function<void()>& initializer) {
   try {
-    FileDescriptor creator_fd(static_cast<int>(
-        check("pidfd_open", [&] { return ::syscall(SYS_pidfd_open, creator, 0); }, "Manager server")));
+    FileDescriptor creator_fd(static_cast<int>(check(
+        "pidfd_open", [&] { return ::syscall(SYS_pidfd_open, creator, 0); }, "Manager server")));
     if (::getppid() != creator) mp::exit(0);  // the creator died before we watched it
     Listener listener(std::move(address), authkey, 128);
     if (initializer) initializer();
-    report.send_bytes(std::string(1, '\0') + dumps(ProxyHandle(listener.address(), {}, 0), "Manager"));
+    report.send_bytes(std::string(1, '\0') +
+                      dumps(ProxyHandle(listener.address(), {}, 0), "Manager"));
     report.close();
     Server(std::move(listener), std::move(creator_fd), std::move(directory)).run();
   } catch (const std::exception& error) {
@@ -766,7 +938,9 @@ int SemaphoreProxy::get_value() const {
   return handle_.invoke<int>(detail::ManagerOp::semaphore_value, "SemaphoreProxy.get_value");
 }
 
-void EventProxy::set() const { handle_.invoke<void>(detail::ManagerOp::event_set, "EventProxy.set"); }
+void EventProxy::set() const {
+  handle_.invoke<void>(detail::ManagerOp::event_set, "EventProxy.set");
+}
 void EventProxy::clear() const {
   handle_.invoke<void>(detail::ManagerOp::event_clear, "EventProxy.clear");
 }
@@ -777,6 +951,37 @@ bool EventProxy::wait_until(const detail::Deadline& deadline) const {
   return handle_.invoke<bool>(detail::ManagerOp::event_wait, "EventProxy.wait",
                               detail::wire_timeout(deadline));
 }
+
+bool ConditionProxy::wait_until(const detail::Deadline& deadline) {
+  return handle_.invoke<bool>(detail::ManagerOp::condition_wait, "ConditionProxy.wait",
+                              detail::wire_timeout(deadline));
+}
+void ConditionProxy::notify(int n) {
+  handle_.invoke<void>(detail::ManagerOp::condition_notify, "ConditionProxy.notify",
+                       static_cast<std::int64_t>(n));
+}
+void ConditionProxy::notify_all() {
+  handle_.invoke<void>(detail::ManagerOp::condition_notify, "ConditionProxy.notify_all",
+                       std::numeric_limits<std::int64_t>::max());
+}
+
+int BarrierProxy::wait_until(const detail::Deadline& deadline) const {
+  return handle_.invoke<int>(detail::ManagerOp::barrier_wait, "BarrierProxy.wait",
+                             detail::wire_timeout(deadline));
+}
+void BarrierProxy::reset() const {
+  handle_.invoke<void>(detail::ManagerOp::barrier_reset, "BarrierProxy.reset");
+}
+void BarrierProxy::abort() const {
+  handle_.invoke<void>(detail::ManagerOp::barrier_abort, "BarrierProxy.abort");
+}
+std::tuple<int, int, bool> BarrierProxy::info() const {
+  return handle_.invoke<std::tuple<int, int, bool>>(detail::ManagerOp::barrier_info,
+                                                    "BarrierProxy.info");
+}
+int BarrierProxy::parties() const { return std::get<0>(info()); }
+int BarrierProxy::n_waiting() const { return std::get<1>(info()); }
+bool BarrierProxy::broken() const { return std::get<2>(info()); }
 
 // ---- Manager ----
 
@@ -796,18 +1001,19 @@ Manager::Manager(ManagerOptions options) : state_(std::make_unique<State>()) {
     address = *options.address;
   } else {
     char directory[] = "/tmp/mp-manager-XXXXXX";
-    detail::check("mkdtemp", [&] { return ::mkdtemp(directory) ? 0 : -1; }, "Manager");
+    detail::check(
+        "mkdtemp", [&] { return ::mkdtemp(directory) ? 0 : -1; }, "Manager");
     state_->directory = directory;
     address = unix_address(state_->directory + "/listener");
   }
   state_->creator = ::getpid();
   auto [reader, writer] = Pipe(false);
-  state_->process.emplace(ProcessOptions{"SyncManager", true},
-                          [writer, creator = state_->creator, address, authkey,
-                           directory = state_->directory,
-                           initializer = std::move(options.initializer)]() {
-                            detail::run_server(writer, creator, address, authkey, directory, initializer);
-                          });
+  state_->process.emplace(
+      ProcessOptions{"SyncManager", true},
+      [writer, creator = state_->creator, address, authkey, directory = state_->directory,
+       initializer = std::move(options.initializer)]() {
+        detail::run_server(writer, creator, address, authkey, directory, initializer);
+      });
   state_->process->start();
   // The target (and its copy of the writer) stays in this process, so a
   // server that died is seen by its state, not by the end of the pipe.
@@ -820,7 +1026,8 @@ Manager::Manager(ManagerOptions options) : state_(std::make_unique<State>()) {
   }
   if (report.empty() || report[0] != 0) {
     state_->process->join(std::chrono::seconds(1));
-    std::string reason = report.empty() ? "the server process died while starting" : report.substr(1);
+    std::string reason =
+        report.empty() ? "the server process died while starting" : report.substr(1);
     if (!state_->directory.empty())
       detail::retry("rmdir", [&] { return ::rmdir(state_->directory.c_str()); });
     throw ProcessError("Manager: cannot start the server: " + reason);
@@ -876,11 +1083,17 @@ detail::ProxyHandle Manager::create(detail::ServedKind kind, std::string argumen
 }
 
 SemaphoreProxy Manager::Semaphore(int value) {
-  return SemaphoreProxy(create(detail::ServedKind::semaphore, detail::dumps(value, "Manager.Semaphore")));
+  return SemaphoreProxy(
+      create(detail::ServedKind::semaphore, detail::dumps(value, "Manager.Semaphore")));
 }
 SemaphoreProxy Manager::BoundedSemaphore(int value) {
-  return SemaphoreProxy(
-      create(detail::ServedKind::bounded_semaphore, detail::dumps(value, "Manager.BoundedSemaphore")));
+  return SemaphoreProxy(create(detail::ServedKind::bounded_semaphore,
+                               detail::dumps(value, "Manager.BoundedSemaphore")));
+}
+
+BarrierProxy Manager::Barrier(int parties) {
+  return BarrierProxy(
+      create(detail::ServedKind::barrier, detail::dumps(parties, "Manager.Barrier")));
 }
 
 Address Manager::address() const { return state_->server.address(); }

@@ -2,7 +2,6 @@
 // process reached over sockets by forked children, Pool workers and
 // unrelated connections; its lifetime; clients that die, stall or lie.
 #include <doctest/doctest.h>
-
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,7 +50,8 @@ mp::Connection raw_client(mp::Manager& manager) {
 }
 
 void write_raw(int fd, std::string_view bytes) {
-  REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
+  REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(bytes.size()));
 }
 
 void square_into(mp::DictProxy<int, int> squares, int x) { squares.set(x, x * x); }
@@ -249,14 +249,18 @@ TEST_SUITE("managers") {
     }
   }
 
-  TEST_CASE("a hostile client (stall, garbage, forged length, wrong key) neither crashes nor stalls the server") {
+  TEST_CASE(
+      "a hostile client (stall, garbage, forged length, wrong key) neither crashes nor stalls the "
+      "server") {
     auto before = mp::active_children();
     mp::Manager manager;
     int server = new_child(before);
     auto dict = manager.dict<int, int>();
     // A client stalled inside a frame: 3 of 100 announced bytes.
     mp::Connection stalled = raw_client(manager);
-    write_raw(stalled.fileno(), std::string("\0\0\0\x64" "abc", 7));
+    write_raw(stalled.fileno(), std::string("\0\0\0\x64"
+                                            "abc",
+                                            7));
     // A well-framed request of garbage: an error reply, the connection goes on.
     mp::Connection garbage = raw_client(manager);
     garbage.send_bytes(std::string("\xff\x13garbage", 9));
@@ -315,7 +319,8 @@ TEST_SUITE("managers") {
     CHECK(list.size() == size + 1);
   }
 
-  TEST_CASE("a lock held by a SIGKILLed client is released at once; the next holder sees owner_died") {
+  TEST_CASE(
+      "a lock held by a SIGKILLed client is released at once; the next holder sees owner_died") {
     mp::Manager manager;
     auto lock = manager.Lock();
     auto rlock = manager.RLock();
@@ -337,9 +342,11 @@ TEST_SUITE("managers") {
       holder.kill();
     });
     auto started = std::chrono::steady_clock::now();
-    REQUIRE(lock.acquire(patience));  // waiting on the server when the holder dies
-    CHECK(test_support::seconds_since(started) < 0.1 + 0.3);
+    bool acquired = lock.acquire(patience);  // waiting on the server when the holder dies
+    double waited = test_support::seconds_since(started);
     killer.join();
+    REQUIRE(acquired);
+    CHECK(waited < 0.1 + 0.3);
     holder.join(patience);
     CHECK(lock.owner_died());
     CHECK(rlock.acquire(2s));
@@ -426,7 +433,7 @@ TEST_SUITE("managers") {
   TEST_CASE("a registered user type: the docs' MathsClass and mp_newtype's exposure rules") {
     mp::Manager manager;
     auto maths = manager.make<Maths>();
-    CHECK(maths.call(&Maths::add, 4, 3) == 7);   // Python: maths.add(4, 3)
+    CHECK(maths.call(&Maths::add, 4, 3) == 7);  // Python: maths.add(4, 3)
     CHECK(maths.call(&Maths::mul, 7, 8) == 56);
     // State lives on the server: a forked child and a Pool worker see one object.
     maths.call(&Maths::count, std::string("parent"));
@@ -434,10 +441,96 @@ TEST_SUITE("managers") {
     CHECK(maths.call(&Maths::counted) == std::vector<std::string>{"parent", "child"});
     CHECK(maths.call(&Maths::divide, 1.0, 4.0) == 0.25);
     CHECK_THROWS_AS(maths.call(&Maths::divide, 1.0, 0.0), mp::Remote<std::invalid_argument>);
-    CHECK(test_support::error_text<mp::ValueError>([&] { maths.call(&Maths::hidden); })
-              .find("not registered") != std::string::npos);
+    CHECK(test_support::error_text<mp::ValueError>([&] {
+            maths.call(&Maths::hidden);
+          }).find("not registered") != std::string::npos);
     // Two instances are two objects.
     auto other = manager.make<Maths>();
     CHECK(other.call(&Maths::counted).empty());
+  }
+
+  TEST_CASE("Condition: wait/notify across processes, timeouts, misuse") {
+    mp::Manager manager;
+    auto condition = manager.Condition();
+    auto items = manager.list<int>();
+    CHECK_THROWS_AS(condition.wait(10ms), mp::Remote<mp::ValueError>);
+    CHECK_THROWS_AS(condition.notify(), mp::Remote<mp::ValueError>);
+    REQUIRE(condition.acquire());
+    CHECK_FALSE(condition.wait(20ms));  // reacquired after the timeout
+    condition.release();
+    std::vector<mp::Process> consumers;
+    for (int i = 0; i < 3; ++i)
+      consumers.emplace_back([condition, items]() mutable {
+        condition.acquire();
+        while (items.size() == 0)
+          if (!condition.wait(patience)) mp::exit(2);
+        items.pop(0);
+        condition.release();
+        mp::exit(0);
+      });
+    for (auto& consumer : consumers) consumer.start();
+    for (int i = 0; i < 3; ++i) {
+      condition.acquire();
+      items.append(i);
+      condition.notify();
+      condition.release();
+    }
+    for (auto& consumer : consumers) {
+      consumer.join(patience);
+      CHECK(consumer.exitcode() == 0);
+    }
+    CHECK(items.size() == 0);
+  }
+
+  TEST_CASE("Barrier: parties meet across processes; abort, reset, a dead party breaks it") {
+    mp::Manager manager;
+    auto barrier = manager.Barrier(3);
+    CHECK(barrier.parties() == 3);
+    auto indices = manager.list<int>();
+    std::vector<mp::Process> parties;
+    for (int i = 0; i < 2; ++i)
+      parties.emplace_back(
+          [barrier, indices]() mutable { indices.append(barrier.wait(patience)); });
+    for (auto& party : parties) party.start();
+    indices.append(barrier.wait(patience));
+    for (auto& party : parties) {
+      party.join(patience);
+      CHECK(party.exitcode() == 0);
+    }
+    auto seen = indices.copy();
+    std::sort(seen.begin(), seen.end());
+    CHECK(seen == std::vector<int>{0, 1, 2});
+
+    CHECK_THROWS_AS(barrier.wait(50ms), mp::Remote<mp::BrokenBarrierError>);  // a timeout breaks it
+    CHECK(barrier.broken());
+    barrier.reset();
+    CHECK_FALSE(barrier.broken());
+
+    mp::Process reset_waiter([barrier] {
+      try {
+        barrier.wait(patience);
+      } catch (const mp::BrokenBarrierError&) {
+        mp::exit(7);
+      }
+    });
+    reset_waiter.start();
+    while (barrier.n_waiting() < 1) std::this_thread::sleep_for(1ms);
+    barrier.reset();  // the waiter is told, the barrier is fresh
+    reset_waiter.join(patience);
+    CHECK(reset_waiter.exitcode() == 7);
+    CHECK_FALSE(barrier.broken());
+    CHECK(barrier.n_waiting() == 0);
+
+    mp::Process doomed([barrier] { barrier.wait(patience); });
+    doomed.start();
+    while (barrier.n_waiting() < 1) std::this_thread::sleep_for(1ms);
+    doomed.kill();
+    doomed.join(patience);
+    auto started = std::chrono::steady_clock::now();
+    while (!barrier.broken() && test_support::seconds_since(started) < 2)
+      std::this_thread::sleep_for(5ms);
+    CHECK(barrier.broken());  // within the server's 100 ms client check
+    CHECK(test_support::seconds_since(started) < 0.3);
+    CHECK_THROWS_AS(barrier.wait(patience), mp::Remote<mp::BrokenBarrierError>);
   }
 }

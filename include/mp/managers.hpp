@@ -29,24 +29,75 @@ namespace detail {
 // its operation in one byte; an object asked for an operation of another
 // kind answers TypeError.
 enum class ManagerOp : std::uint8_t {
-  create, shutdown, ping,
-  dict_get, dict_find, dict_set, dict_pop, dict_pop_default, dict_contains, dict_keys,
-  dict_values, dict_items, dict_update,
-  size, clear,
-  list_append, list_extend, list_get, list_set, list_pop, list_copy,
-  namespace_get, namespace_set, namespace_has, namespace_remove, namespace_repr,
-  value_get, value_set,
-  lock_acquire, lock_release, lock_locked, lock_owner_died, lock_mark_consistent,
+  create,
+  shutdown,
+  ping,
+  dict_get,
+  dict_find,
+  dict_set,
+  dict_pop,
+  dict_pop_default,
+  dict_contains,
+  dict_keys,
+  dict_values,
+  dict_items,
+  dict_update,
+  size,
+  clear,
+  list_append,
+  list_extend,
+  list_get,
+  list_set,
+  list_pop,
+  list_copy,
+  list_reverse,
+  namespace_get,
+  namespace_set,
+  namespace_has,
+  namespace_remove,
+  namespace_repr,
+  value_get,
+  value_set,
+  lock_acquire,
+  lock_release,
+  lock_locked,
+  lock_owner_died,
+  lock_mark_consistent,
   semaphore_value,
-  event_set, event_clear, event_is_set, event_wait,
-  queue_put, queue_get, queue_task_done, queue_join, queue_info,
+  condition_wait,
+  condition_notify,
+  barrier_wait,
+  barrier_reset,
+  barrier_abort,
+  barrier_info,
+  event_set,
+  event_clear,
+  event_is_set,
+  event_wait,
+  queue_put,
+  queue_get,
+  queue_task_done,
+  queue_join,
+  queue_info,
   user_call,
 };
 
 // What Manager::...() asks the server to create.
 enum class ServedKind : std::uint8_t {
-  dict, list, namespace_, value, lock, rlock, semaphore, bounded_semaphore, event, queue,
-  joinable_queue, user,
+  dict,
+  list,
+  namespace_,
+  value,
+  lock,
+  rlock,
+  semaphore,
+  bounded_semaphore,
+  event,
+  queue,
+  joinable_queue,
+  user,
+  condition,
+  barrier,
 };
 
 // A timeout as it travels: nanoseconds left, -1 for none.
@@ -97,6 +148,22 @@ class ProxyHandle {
   std::uint64_t token_ = 0;
 };
 
+// What every proxy class derives from: its handle, which is all it
+// serializes.
+class Proxy {
+ public:
+  Proxy() = default;
+  explicit Proxy(ProxyHandle handle) : handle_(std::move(handle)) {}
+  const ProxyHandle& handle() const noexcept { return handle_; }
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(handle_);
+  }
+
+ protected:
+  ProxyHandle handle_;
+};
+
 // Asks the server at `handle`'s address for a new object; returns its handle.
 ProxyHandle create_served(const ProxyHandle& server, ServedKind kind, std::string arguments);
 
@@ -126,27 +193,34 @@ template <class T, class Methods, std::size_t... I>
 std::string call_method(T& object, const Methods& methods, std::size_t index,
                         std::string_view arguments, std::index_sequence<I...>) {
   std::string reply;
-  (void)((index == I ? (reply = [&] {
-            auto method = std::get<I>(methods);
-            using Traits = member_function<decltype(method)>;
-            auto decoded = loads<typename Traits::arguments>(arguments, "Manager: user call");
-            if constexpr (std::is_void_v<typename Traits::result>) {
-              std::apply([&](auto&... a) { (object.*method)(a...); }, decoded);
-              return std::string();
-            } else {
-              return dumps(std::apply([&](auto&... a) { return (object.*method)(a...); }, decoded),
-                           "Manager: user call");
-            }
-          }(),
-                           true)
-                        : false) ||
+  (void)((index == I
+              ? (
+                    reply =
+                        [&] {
+                          auto method = std::get<I>(methods);
+                          using Traits = member_function<decltype(method)>;
+                          auto decoded =
+                              loads<typename Traits::arguments>(arguments, "Manager: user call");
+                          if constexpr (std::is_void_v<typename Traits::result>) {
+                            std::apply([&](auto&... a) { (object.*method)(a...); }, decoded);
+                            return std::string();
+                          } else {
+                            return dumps(
+                                std::apply([&](auto&... a) { return (object.*method)(a...); },
+                                           decoded),
+                                "Manager: user call");
+                          }
+                        }(),
+                    true)
+              : false) ||
          ...);
   return reply;
 }
 
 template <class T>
 ServedTypeEntry served_type_entry() {
-  constexpr std::size_t count = std::tuple_size_v<decltype(mp_manager_methods(static_cast<T*>(nullptr)))>;
+  constexpr std::size_t count =
+      std::tuple_size_v<decltype(mp_manager_methods(static_cast<T*>(nullptr)))>;
   return ServedTypeEntry{
       type_name<T>(), [] { return std::static_pointer_cast<void>(std::make_shared<T>()); },
       [](void* object, std::size_t index, std::string_view arguments) {
@@ -166,7 +240,8 @@ std::size_t served_method_index(M method) {
       [&](auto... registered) {
         (([&] {
            if constexpr (std::is_same_v<decltype(registered), M>)
-             if (found == std::tuple_size_v<decltype(methods)> && registered == method) found = position;
+             if (found == std::tuple_size_v<decltype(methods)> && registered == method)
+               found = position;
            ++position;
          }()),
          ...);
@@ -178,8 +253,8 @@ std::size_t served_method_index(M method) {
 }  // namespace detail
 
 struct ManagerOptions {
-  std::optional<Address> address;  // empty: a Unix socket in a private temporary directory
-  std::string authkey;             // empty: 32 random bytes
+  std::optional<Address> address;     // empty: a Unix socket in a private temporary directory
+  std::string authkey;                // empty: 32 random bytes
   std::function<void()> initializer;  // run in the server process before it serves
 };
 
@@ -191,10 +266,9 @@ struct ManagerOptions {
 // Iteration order is insertion order, as Python's. get(k) and pop(k) of a
 // missing key throw Remote<KeyError>.
 template <class K, class V>
-class DictProxy {
+class DictProxy : public detail::Proxy {
  public:
-  DictProxy() = default;
-  explicit DictProxy(detail::ProxyHandle handle) : handle_(std::move(handle)) {}
+  using Proxy::Proxy;
 
   V get(const K& key) const {
     return detail::loads<V>(
@@ -227,7 +301,9 @@ class DictProxy {
   std::size_t size() const {
     return handle_.invoke<std::uint64_t>(detail::ManagerOp::size, "DictProxy.size");
   }
-  std::vector<K> keys() const { return decode_all<K>(detail::ManagerOp::dict_keys, "DictProxy.keys"); }
+  std::vector<K> keys() const {
+    return decode_all<K>(detail::ManagerOp::dict_keys, "DictProxy.keys");
+  }
   std::vector<V> values() const {
     return decode_all<V>(detail::ManagerOp::dict_values, "DictProxy.values");
   }
@@ -240,19 +316,14 @@ class DictProxy {
   void update(const Range& pairs) const {
     std::vector<std::pair<std::string, std::string>> encoded;
     for (const auto& [key, value] : pairs)
-      encoded.emplace_back(encode(key), detail::dumps(static_cast<const V&>(value), "DictProxy.update"));
+      encoded.emplace_back(encode(key),
+                           detail::dumps(static_cast<const V&>(value), "DictProxy.update"));
     handle_.invoke<void>(detail::ManagerOp::dict_update, "DictProxy.update", encoded);
   }
   void clear() const { handle_.invoke<void>(detail::ManagerOp::clear, "DictProxy.clear"); }
   std::map<K, V> copy() const {
     auto pairs = items();
     return std::map<K, V>(pairs.begin(), pairs.end());
-  }
-
-  const detail::ProxyHandle& handle() const noexcept { return handle_; }
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(handle_);
   }
 
  private:
@@ -271,17 +342,15 @@ class DictProxy {
     }
     return out;
   }
-  detail::ProxyHandle handle_;
 };
 
 // ListProxy (Python: a manager's list(), a ListProxy). Indices may be
 // negative, counting from the end, as Python's; one out of range throws
 // Remote<IndexError>.
 template <class T>
-class ListProxy {
+class ListProxy : public detail::Proxy {
  public:
-  ListProxy() = default;
-  explicit ListProxy(detail::ProxyHandle handle) : handle_(std::move(handle)) {}
+  using Proxy::Proxy;
 
   void append(const T& item) const {
     handle_.invoke<void>(detail::ManagerOp::list_append, "ListProxy.append",
@@ -311,72 +380,47 @@ class ListProxy {
   std::size_t size() const {
     return handle_.invoke<std::uint64_t>(detail::ManagerOp::size, "ListProxy.size");
   }
+  void reverse() const {
+    handle_.invoke<void>(detail::ManagerOp::list_reverse, "ListProxy.reverse");
+  }
   std::vector<T> copy() const {
     std::vector<T> out;
-    for (auto& encoded : handle_.invoke<std::vector<std::string>>(detail::ManagerOp::list_copy,
-                                                                  "ListProxy.copy"))
+    for (auto& encoded :
+         handle_.invoke<std::vector<std::string>>(detail::ManagerOp::list_copy, "ListProxy.copy"))
       out.push_back(detail::loads<T>(encoded, "ListProxy.copy"));
     return out;
   }
-
-  const detail::ProxyHandle& handle() const noexcept { return handle_; }
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(handle_);
-  }
-
- private:
-  detail::ProxyHandle handle_;
 };
 
 // NamespaceProxy (Python: a manager's Namespace()): named attributes holding
 // mp::Object. get() of a missing name throws Remote<KeyError> (Python:
 // AttributeError). repr() is Python's: Namespace(a=1, b='x'), names sorted.
-class NamespaceProxy {
+class NamespaceProxy : public detail::Proxy {
  public:
-  NamespaceProxy() = default;
-  explicit NamespaceProxy(detail::ProxyHandle handle) : handle_(std::move(handle)) {}
+  using Proxy::Proxy;
   Object get(const std::string& name) const;
   void set(const std::string& name, const Object& value) const;
   bool has(const std::string& name) const;
   void remove(const std::string& name) const;  // Python: del ns.name
   std::string repr() const;
-
-  const detail::ProxyHandle& handle() const noexcept { return handle_; }
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(handle_);
-  }
-
- private:
-  detail::ProxyHandle handle_;
 };
 
 // ValueProxy (Python: a manager's Value(typecode, value)): get() and set(v),
 // each one request. A read-modify-write needs a LockProxy around it, as in
 // Python.
 template <class T>
-class ValueProxy {
+class ValueProxy : public detail::Proxy {
  public:
-  ValueProxy() = default;
-  explicit ValueProxy(detail::ProxyHandle handle) : handle_(std::move(handle)) {}
+  using Proxy::Proxy;
   T get() const {
-    return detail::loads<T>(handle_.invoke<std::string>(detail::ManagerOp::value_get, "ValueProxy.get"),
-                            "ValueProxy.get");
+    return detail::loads<T>(
+        handle_.invoke<std::string>(detail::ManagerOp::value_get, "ValueProxy.get"),
+        "ValueProxy.get");
   }
   void set(const T& value) const {
     handle_.invoke<void>(detail::ManagerOp::value_set, "ValueProxy.set",
                          detail::dumps(value, "ValueProxy.set"));
   }
-
-  const detail::ProxyHandle& handle() const noexcept { return handle_; }
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(handle_);
-  }
-
- private:
-  detail::ProxyHandle handle_;
 };
 
 // LockProxy / RLockProxy (Python: a manager's Lock() / RLock(), the
@@ -391,10 +435,9 @@ class ValueProxy {
 // connection close and releases the lock; the next acquirer gets it with
 // owner_died() true until someone calls mark_consistent().
 template <class Self>
-class LockProxyBase : public detail::Lockable<Self> {
+class LockProxyBase : public detail::Proxy, public detail::Lockable<Self> {
  public:
-  LockProxyBase() = default;
-  explicit LockProxyBase(detail::ProxyHandle handle) : handle_(std::move(handle)) {}
+  using Proxy::Proxy;
   using detail::Lockable<Self>::acquire;
   bool acquire_until(const detail::Deadline& deadline) {
     return handle_.invoke<bool>(detail::ManagerOp::lock_acquire, "LockProxy.acquire",
@@ -410,15 +453,6 @@ class LockProxyBase : public detail::Lockable<Self> {
   void mark_consistent() {
     handle_.invoke<void>(detail::ManagerOp::lock_mark_consistent, "LockProxy.mark_consistent");
   }
-
-  const detail::ProxyHandle& handle() const noexcept { return handle_; }
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(handle_);
-  }
-
- protected:
-  detail::ProxyHandle handle_;
 };
 
 class LockProxy : public LockProxyBase<LockProxy> {
@@ -428,34 +462,67 @@ class RLockProxy : public LockProxyBase<RLockProxy> {
   using LockProxyBase::LockProxyBase;
 };
 
+// ConditionProxy (Python: a manager's Condition(), over a new RLock): the
+// lock members of RLockProxy plus wait, notify, notify_all. wait() and
+// notify without holding the lock throw Remote<ValueError>. notify(n) wakes
+// n of the waiters (one that began waiting after it may take a wake-up in
+// place of an earlier one); wait(timeout) returns false on timeout, after
+// reacquiring the lock. A waiter that dies is forgotten; a holder that dies
+// releases the lock (owner_died()), as RLockProxy.
+class ConditionProxy : public LockProxyBase<ConditionProxy> {
+ public:
+  using LockProxyBase::LockProxyBase;
+  bool wait() { return wait_until(detail::Deadline::never()); }
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(detail::Deadline::after(timeout));
+  }
+  bool wait_until(const detail::Deadline& deadline);
+  void notify(int n = 1);
+  void notify_all();
+};
+
+// BarrierProxy (Python: a manager's Barrier(parties)): wait() returns the
+// arrival index (0 .. parties-1); a timeout, abort() or reset() during a wait
+// throws Remote<BrokenBarrierError> in the waiters. Differs from Python: a
+// waiter that dies breaks the barrier (Python would leave the others
+// waiting for a party that never comes).
+class BarrierProxy : public detail::Proxy {
+ public:
+  using Proxy::Proxy;
+  int wait() const { return wait_until(detail::Deadline::never()); }
+  template <class Rep, class Period>
+  int wait(std::chrono::duration<Rep, Period> timeout) const {
+    return wait_until(detail::Deadline::after(timeout));
+  }
+  int wait_until(const detail::Deadline& deadline) const;
+  void reset() const;
+  void abort() const;
+  int parties() const;
+  int n_waiting() const;
+  bool broken() const;
+
+ private:
+  std::tuple<int, int, bool> info() const;  // parties, waiting, broken
+};
+
 // SemaphoreProxy (Python: a manager's Semaphore() / BoundedSemaphore()):
 // acquire as LockProxy's, release() adds one (a bounded one above its
 // initial value throws Remote<ValueError>), get_value(). A unit held by a
 // dead client is lost, as with mp::Semaphore.
-class SemaphoreProxy : public detail::Lockable<SemaphoreProxy> {
+class SemaphoreProxy : public detail::Proxy, public detail::Lockable<SemaphoreProxy> {
  public:
-  SemaphoreProxy() = default;
-  explicit SemaphoreProxy(detail::ProxyHandle handle) : handle_(std::move(handle)) {}
   using Lockable::acquire;
+  using Proxy::Proxy;
   bool acquire_until(const detail::Deadline& deadline);
   void release();
   int get_value() const;
-
-  const detail::ProxyHandle& handle() const noexcept { return handle_; }
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(handle_);
-  }
-
- private:
-  detail::ProxyHandle handle_;
 };
 
 // EventProxy (Python: a manager's Event()): set, clear, is_set, wait.
-class EventProxy {
+class EventProxy : public detail::Proxy {
  public:
-  EventProxy() = default;
-  explicit EventProxy(detail::ProxyHandle handle) : handle_(std::move(handle)) {}
+  using Proxy::Proxy;
   void set() const;
   void clear() const;
   bool is_set() const;
@@ -465,15 +532,6 @@ class EventProxy {
     return wait_until(detail::Deadline::after(timeout));
   }
   bool wait_until(const detail::Deadline& deadline) const;
-
-  const detail::ProxyHandle& handle() const noexcept { return handle_; }
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(handle_);
-  }
-
- private:
-  detail::ProxyHandle handle_;
 };
 
 // QueueProxy / JoinableQueueProxy (Python: a manager's Queue() /
@@ -481,10 +539,9 @@ class EventProxy {
 // empty one wait on the server (Full / Empty as Remote<Full> / Remote<Empty>
 // when the wait ends without room or item).
 template <class T>
-class QueueProxy {
+class QueueProxy : public detail::Proxy {
  public:
-  QueueProxy() = default;
-  explicit QueueProxy(detail::ProxyHandle handle) : handle_(std::move(handle)) {}
+  using Proxy::Proxy;
   void put(const T& item) const { put_until(item, detail::Deadline::never()); }
   template <class Rep, class Per>
   void put(const T& item, std::chrono::duration<Rep, Per> timeout) const {
@@ -499,7 +556,9 @@ class QueueProxy {
   T get(std::chrono::duration<Rep, Per> timeout) const {
     return get_until(detail::Deadline::after(timeout));
   }
-  T get(bool block) const { return get_until(block ? detail::Deadline::never() : detail::Deadline::now()); }
+  T get(bool block) const {
+    return get_until(block ? detail::Deadline::never() : detail::Deadline::now());
+  }
   T get_nowait() const { return get_until(detail::Deadline::now()); }
   std::size_t qsize() const { return info().first; }
   bool empty() const { return qsize() == 0; }
@@ -508,27 +567,21 @@ class QueueProxy {
     return maxsize > 0 && size >= maxsize;
   }
 
-  const detail::ProxyHandle& handle() const noexcept { return handle_; }
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(handle_);
-  }
-
  protected:
   void put_until(const T& item, const detail::Deadline& deadline) const {
     handle_.invoke<void>(detail::ManagerOp::queue_put, "QueueProxy.put",
                          detail::dumps(item, "QueueProxy.put"), detail::wire_timeout(deadline));
   }
   T get_until(const detail::Deadline& deadline) const {
-    return detail::loads<T>(handle_.invoke<std::string>(detail::ManagerOp::queue_get, "QueueProxy.get",
-                                                        detail::wire_timeout(deadline)),
-                            "QueueProxy.get");
+    return detail::loads<T>(
+        handle_.invoke<std::string>(detail::ManagerOp::queue_get, "QueueProxy.get",
+                                    detail::wire_timeout(deadline)),
+        "QueueProxy.get");
   }
   std::pair<std::uint64_t, std::uint64_t> info() const {
     return handle_.invoke<std::pair<std::uint64_t, std::uint64_t>>(detail::ManagerOp::queue_info,
                                                                    "QueueProxy.qsize");
   }
-  detail::ProxyHandle handle_;
 };
 
 template <class T>
@@ -548,9 +601,8 @@ class JoinableQueueProxy : public QueueProxy<T> {
 
  private:
   bool join_until(const detail::Deadline& deadline) const {
-    return this->handle_.template invoke<bool>(detail::ManagerOp::queue_join,
-                                               "JoinableQueueProxy.join",
-                                               detail::wire_timeout(deadline));
+    return this->handle_.template invoke<bool>(
+        detail::ManagerOp::queue_join, "JoinableQueueProxy.join", detail::wire_timeout(deadline));
   }
 };
 
@@ -571,10 +623,9 @@ class JoinableQueueProxy : public QueueProxy<T> {
 // with Manager::connect can call the types its own binary registered under
 // the same names.
 template <class T>
-class ObjectProxy {
+class ObjectProxy : public detail::Proxy {
  public:
-  ObjectProxy() = default;
-  explicit ObjectProxy(detail::ProxyHandle handle) : handle_(std::move(handle)) {}
+  using Proxy::Proxy;
 
   template <class M, class... Args>
   typename detail::member_function<M>::result call(M method, Args&&... arguments) const {
@@ -590,15 +641,6 @@ class ObjectProxy {
     if constexpr (!std::is_void_v<typename Traits::result>)
       return detail::loads<typename Traits::result>(reply, "ObjectProxy.call");
   }
-
-  const detail::ProxyHandle& handle() const noexcept { return handle_; }
-  template <class Archive>
-  void serialize(Archive& archive) {
-    archive(handle_);
-  }
-
- private:
-  detail::ProxyHandle handle_;
 };
 
 // Manager (Python: multiprocessing.Manager() / managers.SyncManager)
@@ -653,26 +695,31 @@ class Manager {
   NamespaceProxy Namespace() { return NamespaceProxy(create(detail::ServedKind::namespace_, {})); }
   template <class T>
   ValueProxy<T> Value(T initial) {
-    return ValueProxy<T>(create(detail::ServedKind::value, detail::dumps(initial, "Manager.Value")));
+    return ValueProxy<T>(
+        create(detail::ServedKind::value, detail::dumps(initial, "Manager.Value")));
   }
   LockProxy Lock() { return LockProxy(create(detail::ServedKind::lock, {})); }
   RLockProxy RLock() { return RLockProxy(create(detail::ServedKind::rlock, {})); }
   SemaphoreProxy Semaphore(int value = 1);
   SemaphoreProxy BoundedSemaphore(int value = 1);
   EventProxy Event() { return EventProxy(create(detail::ServedKind::event, {})); }
+  ConditionProxy Condition() { return ConditionProxy(create(detail::ServedKind::condition, {})); }
+  BarrierProxy Barrier(int parties);
   template <class T>
   QueueProxy<T> Queue(int maxsize = 0) {
-    return QueueProxy<T>(create(detail::ServedKind::queue, detail::dumps(maxsize, "Manager.Queue")));
+    return QueueProxy<T>(
+        create(detail::ServedKind::queue, detail::dumps(maxsize, "Manager.Queue")));
   }
   template <class T>
   JoinableQueueProxy<T> JoinableQueue(int maxsize = 0) {
-    return JoinableQueueProxy<T>(
-        create(detail::ServedKind::joinable_queue, detail::dumps(maxsize, "Manager.JoinableQueue")));
+    return JoinableQueueProxy<T>(create(detail::ServedKind::joinable_queue,
+                                        detail::dumps(maxsize, "Manager.JoinableQueue")));
   }
   // A registered user type (MP_MANAGER_TYPE), default-constructed on the server.
   template <class T>
   ObjectProxy<T> make() {
-    return ObjectProxy<T>(create(detail::ServedKind::user, detail::dumps(detail::type_name<T>(), "Manager.make")));
+    return ObjectProxy<T>(
+        create(detail::ServedKind::user, detail::dumps(detail::type_name<T>(), "Manager.make")));
   }
 
   Address address() const;
@@ -694,7 +741,7 @@ class Manager {
 // (see ObjectProxy). At namespace scope, in the type's own namespace, once.
 #define MP_MANAGER_TYPE_CONCAT_(a, b) a##b
 #define MP_MANAGER_TYPE_NAME_(counter) MP_MANAGER_TYPE_CONCAT_(mp_manager_type_, counter)
-#define MP_MANAGER_TYPE(Type, ...)                                                     \
+#define MP_MANAGER_TYPE(Type, ...)                                                                \
   [[maybe_unused]] inline auto mp_manager_methods(Type*) { return std::make_tuple(__VA_ARGS__); } \
-  [[maybe_unused]] static const bool MP_MANAGER_TYPE_NAME_(__COUNTER__) =              \
+  [[maybe_unused]] static const bool MP_MANAGER_TYPE_NAME_(__COUNTER__) =                         \
       ::mp::detail::register_served_type(::mp::detail::served_type_entry<Type>());
