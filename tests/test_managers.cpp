@@ -82,6 +82,7 @@ TEST_SUITE("managers") {
     auto dict = manager.dict<std::string, int>();
     dict.set("a", 1);
     dict.set("b", 2);
+    dict.set("a", 1);  // in place: still first, still two keys
     CHECK(dict.get("a") == 1);
     CHECK(dict.get("zz", 7) == 7);
     CHECK(dict.contains("b"));
@@ -458,19 +459,25 @@ TEST_SUITE("managers") {
     REQUIRE(condition.acquire());
     CHECK_FALSE(condition.wait(20ms));  // reacquired after the timeout
     condition.release();
+    // Each consumer signals while it holds the lock, which it releases only
+    // inside wait(): once the producer holds the lock after three signals,
+    // all three wait, and only notify() can wake them.
+    auto ready = manager.Semaphore(0);
     std::vector<mp::Process> consumers;
     for (int i = 0; i < 3; ++i)
-      consumers.emplace_back([condition, items]() mutable {
+      consumers.emplace_back([condition, items, ready]() mutable {
         condition.acquire();
+        ready.release();
         while (items.size() == 0)
-          if (!condition.wait(patience)) mp::exit(2);
+          if (!condition.wait(10s)) mp::exit(2);
         items.pop(0);
         condition.release();
         mp::exit(0);
       });
     for (auto& consumer : consumers) consumer.start();
+    for (int i = 0; i < 3; ++i) REQUIRE(ready.acquire(patience));
     for (int i = 0; i < 3; ++i) {
-      condition.acquire();
+      REQUIRE(condition.acquire(patience));
       items.append(i);
       condition.notify();
       condition.release();
