@@ -363,7 +363,7 @@ TEST_SUITE("managers") {
     mp::Manager manager;
     auto lock = manager.Lock();
     auto waiting = manager.Event();
-    REQUIRE(lock.acquire());
+    REQUIRE(lock.acquire(patience));
     mp::Process waiter([lock, waiting]() mutable {
       waiting.set();
       lock.acquire();  // blocks on the server
@@ -384,8 +384,8 @@ TEST_SUITE("managers") {
   TEST_CASE("RLock is per thread; Semaphore, BoundedSemaphore, Event, Queue, JoinableQueue") {
     mp::Manager manager;
     auto rlock = manager.RLock();
-    CHECK(rlock.acquire());
-    CHECK(rlock.acquire());
+    CHECK(rlock.acquire(patience));
+    CHECK(rlock.acquire(patience));
     std::thread([rlock]() mutable {
       CHECK_FALSE(rlock.acquire(false));
       CHECK_THROWS_AS(rlock.release(), mp::Remote<mp::ValueError>);
@@ -395,7 +395,7 @@ TEST_SUITE("managers") {
     CHECK_FALSE(rlock.locked());
 
     auto bounded = manager.BoundedSemaphore(1);
-    CHECK(bounded.acquire());
+    CHECK(bounded.acquire(patience));
     CHECK_FALSE(bounded.acquire(20ms));
     bounded.release();
     CHECK_THROWS_AS(bounded.release(), mp::Remote<mp::ValueError>);
@@ -412,7 +412,7 @@ TEST_SUITE("managers") {
     queue.put("a");
     CHECK(queue.full());
     CHECK_THROWS_AS(queue.put_nowait("b"), mp::Remote<mp::Full>);
-    CHECK(queue.get() == "a");
+    CHECK(queue.get(patience) == "a");
     CHECK_THROWS_AS(queue.get(20ms), mp::Remote<mp::Empty>);
     CHECK(in_child([queue] { queue.put("from child"); }) == 0);
     CHECK(queue.get(patience) == "from child");
@@ -456,7 +456,7 @@ TEST_SUITE("managers") {
     auto items = manager.list<int>();
     CHECK_THROWS_AS(condition.wait(10ms), mp::Remote<mp::ValueError>);
     CHECK_THROWS_AS(condition.notify(), mp::Remote<mp::ValueError>);
-    REQUIRE(condition.acquire());
+    REQUIRE(condition.acquire(patience));
     CHECK_FALSE(condition.wait(20ms));  // reacquired after the timeout
     condition.release();
     // Each consumer signals while it holds the lock, which it releases only
