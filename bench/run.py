@@ -47,6 +47,7 @@ BENCHES = [
     ("bench_pool", "pool.py"),
     ("bench_object", "object_peer.py"),
     ("bench_futures", "futures_peer.py"),
+    ("bench_manager", "manager_peer.py"),
 ]
 PEERS = ["python", "boost", "raw"]  # the table's columns, in order
 TIMEOUT = 600  # seconds for one executable or peer run
@@ -364,6 +365,8 @@ def write_doc(header, lines, rows, info, errors, plotted):
         "- queue_object_tuple_1to1: Queue<Object> of the tuple (1, 'abc', 2.5) from a producer process; "
         "Python's Queue of the same tuple.",
         "- pickle_dict_1000: pickle dumps then loads of {'key0': 0, ..., 'key999': 999}; Python's C pickle.",
+        "- manager_dict_roundtrip: d[k] = v then d[k] through a Manager dict, from a child process; Python's Manager.",
+        "- manager_value_increment_4: 4 processes each `with lock: value.value += 1` through a Manager Value and Lock.",
         "",
     ]
     with open(DOC, "w") as file:

@@ -8,6 +8,7 @@
 #include "mp/detail/remote_exception.hpp"  // MP_REMOTE_EXCEPTION
 #include "mp/errors.hpp"
 #include "mp/futures.hpp"
+#include "mp/managers.hpp"
 #include "mp/object.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"

@@ -63,3 +63,16 @@ static_assert(!refused<std::map<std::string, std::vector<int>>>);
 static_assert(!refused<std::variant<int, std::string>>);
 static_assert(!refused<std::array<int, 3>>);
 static_assert(!refused<mp::ValueError>);  // an exception, not a handle
+
+// Manager proxies are handles that serialize (address, key, token): allowed.
+static_assert(!refused<mp::DictProxy<int, std::string>>);
+static_assert(!refused<mp::ListProxy<int>>);
+static_assert(!refused<mp::NamespaceProxy>);
+static_assert(!refused<mp::ValueProxy<double>>);
+static_assert(!refused<mp::LockProxy>);
+static_assert(!refused<mp::RLockProxy>);
+static_assert(!refused<mp::SemaphoreProxy>);
+static_assert(!refused<mp::EventProxy>);
+static_assert(!refused<mp::QueueProxy<int>>);
+static_assert(!refused<mp::JoinableQueueProxy<Point>>);
+static_assert(!refused<std::tuple<mp::LockProxy, int>>);
