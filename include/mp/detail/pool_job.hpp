@@ -58,8 +58,9 @@ struct CallbackSet {
 
 // A user's error callback takes `const std::exception&` (every error, as its
 // own type) or `const mp::Error&`, the form from before remote standard
-// exceptions kept their type: that form gets such an exception as the
-// Remote<mp::Error> it used to be.
+// exceptions kept their type: that form gets an mp::Error as itself, a remote
+// standard exception as the Remote<mp::Error> it used to be, and a ThreadPool
+// task's own standard exception as a plain mp::Error (not remote).
 template <class OnError>
 std::function<void(const std::exception&)> error_callback_for(OnError on_error) {
   if constexpr (std::is_invocable_v<OnError&, const std::exception&>) {
@@ -74,8 +75,10 @@ std::function<void(const std::exception&)> error_callback_for(OnError on_error) 
     return [on_error = std::move(on_error)](const std::exception& e) mutable {
       if (auto* error = dynamic_cast<const mp::Error*>(&e))
         on_error(*error);
+      else if (auto* remote = dynamic_cast<const RemoteError*>(&e))
+        on_error(as_plain_remote_error(*remote));
       else
-        on_error(as_plain_remote_error(e));
+        on_error(as_plain_local_error(e));
     };
   }
 }
