@@ -105,14 +105,14 @@ class AsyncResult {
     }
   }
   // apply(), map() and starmap() hold the only handle to their result and
-  // read it once, so they take the value instead of copying it (a map's
-  // vector can be large).
+  // read it once, so they take the value (a map's vector can be large) or
+  // the error instead of copying it.
   R get_once() {
     wait();
     if constexpr (std::is_void_v<R>) {
-      state_->value();
+      state_->take_once();
     } else {
-      return std::move(state_->value());
+      return state_->take_once();
     }
   }
   std::shared_ptr<detail::ResultState<Stored>> state_;

@@ -164,6 +164,24 @@ class ResultState {
     return *value_;
   }
 
+  // Only once ready, by the one reader of a result read once (apply, map,
+  // starmap): moves the value out, or the error, so that the reader's
+  // thread holds the exception's last reference. A pool thread drops its
+  // job, and with it this state, after publishing; if the state still held
+  // the exception, that thread could free it after the reader caught it and
+  // read what(), ordered only by libstdc++'s reference count, whose atomics
+  // are inside the uninstrumented libstdc++.so, so ThreadSanitizer reports
+  // a race on the exception's text.
+  Stored take_once() {
+    std::exception_ptr error;
+    {
+      std::lock_guard lock(mutex_);
+      if (!error_) return std::move(*value_);
+      error = std::move(error_);
+    }
+    std::rethrow_exception(error);
+  }
+
  private:
   // A waiter spins for up to result_spin before it sleeps: the result of a
   // short task is often that close, and a sleeping thread pays a wake-up
@@ -281,8 +299,11 @@ class MapJob final : public Job {
   }
 
   void task_failed(std::uint64_t chunk, std::exception_ptr error) override {
+    // Moved, here and in finish(): the job, which a pool thread may drop
+    // after the reader caught the error, keeps no reference to it (see
+    // ResultState::take_once).
     if (!error_ || chunk < error_chunk_) {
-      error_ = error;
+      error_ = std::move(error);
       error_chunk_ = chunk;
     }
     if (--chunks_left_ == 0) finish();
@@ -291,7 +312,7 @@ class MapJob final : public Job {
  private:
   void finish() {
     if (error_) {
-      state_->set(std::nullopt, run_callbacks<Vector, Vector>(callbacks_, nullptr, error_));
+      state_->set(std::nullopt, run_callbacks<Vector, Vector>(callbacks_, nullptr, std::move(error_)));
     } else {
       std::exception_ptr callback_error = run_callbacks(callbacks_, &values_, nullptr);
       state_->set(std::move(values_), callback_error);
