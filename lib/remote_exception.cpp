@@ -152,15 +152,17 @@ std::exception_ptr rethrowable(const ExceptionRecord& record, std::string_view o
   }
 }
 
-Remote<Error> as_plain_remote_error(const std::exception& error) {
-  auto* remote = dynamic_cast<const RemoteError*>(&error);
-  std::string name = remote ? remote->type_name() : demangle(typeid(error).name());
-  std::string message = remote ? RemoteErrorAccess::message(*remote) : std::string(error.what());
+Remote<Error> as_plain_remote_error(const RemoteError& error) {
+  std::string message = RemoteErrorAccess::message(error);
   // A what() that is more than the message already names the type (and any
   // context, such as the pool's initializer); keep it.
-  std::string what = remote && message != error.what() ? std::string(error.what())
-                                                      : type_and_message({}, name, message);
-  return plain(std::move(name), std::move(message), std::move(what));
+  std::string what = message != error.what() ? std::string(error.what())
+                                             : type_and_message({}, error.type_name(), message);
+  return plain(error.type_name(), std::move(message), std::move(what));
+}
+
+Error as_plain_local_error(const std::exception& error) {
+  return Error(type_and_message({}, demangle(typeid(error).name()), error.what()));
 }
 
 }  // namespace mp::detail

@@ -399,6 +399,9 @@ TEST_CASE("real Python pickles of protocols 2 to 5 load, every version") {
       CHECK(object == values[index].value);
       CHECK(object.type_name() == values[index].value.type_name());
       CHECK(object.repr() == unhex(repr_hex));
+      std::ostringstream printed;  // operator<< prints the repr, as Python's print(repr(x))
+      printed << object;
+      CHECK(printed.str() == unhex(repr_hex));
       ++loaded;
     }
     CHECK(peer.wait(30s) == 0);

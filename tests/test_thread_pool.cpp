@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <ranges>
@@ -11,10 +12,15 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include "mp/connection.hpp"
 #include "mp/pool.hpp"
+#include "mp/process.hpp"
 #include "mp/queues.hpp"
+#include "mp/sharedctypes.hpp"
 #include "mp/synchronize.hpp"
 #include "support.hpp"
 
@@ -108,6 +114,53 @@ TEST_CASE("ThreadPool: process-shared objects and move-only values are plain arg
   CHECK(*boxed == 7);
 }
 
+TEST_CASE("ThreadPool: every kind of process-shared handle is an argument as it is, in map and starmap too") {
+  // Made before the child, which inherits them: what the pool's threads do
+  // through their copies of the handles is what the child sees.
+  mp::Lock lock;
+  mp::Value<int, mp::Lock> locked(0, lock);  // a caller's Lock (Python: lock=lock)
+  mp::Value<int> unlocked(0, false);         // lock=False
+  mp::Array<int> cells(4);                   // its own RLock
+  mp::RawValue<long> raw(0);
+  mp::Event ready;
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Process child([&] {
+    if (!ready.wait(patience)) throw std::runtime_error("the pool never set the event");
+    if (locked.load() != 210 || unlocked.load() != 7 || raw.load() != 5 || cells[3] != 4)
+      throw std::runtime_error("the pool's writes are not in shared memory");
+  });
+  child.start();
+
+  mp::ThreadPool pool(3);
+  std::vector<std::tuple<mp::Value<int, mp::Lock>, int>> increments;
+  for (int i = 1; i <= 20; ++i) increments.emplace_back(locked, i);
+  auto add = [](mp::Value<int, mp::Lock> value, int n) {
+    std::lock_guard guard(value.get_lock());
+    value.value() += n;
+    return n;
+  };
+  CHECK(pool.starmap(add, increments).size() == 20);
+  std::vector<std::pair<mp::Array<int>, std::size_t>> positions;
+  for (std::size_t i = 0; i < 4; ++i) positions.emplace_back(cells, i);
+  pool.map([](std::pair<mp::Array<int>, std::size_t> at) {
+    std::lock_guard guard(at.first.get_lock());
+    at.first[at.second] = static_cast<int>(at.second) + 1;
+    return 0;
+  }, positions);
+  pool.apply([](mp::Value<int> value, mp::RawValue<long>* counter) {
+    value.store(7);
+    counter->fetch_add(5);
+  }, unlocked, &raw);
+  pool.apply([](mp::Connection end) { end.send_bytes("from a pool thread"); }, writer);
+  CHECK(reader.poll(patience));
+  CHECK(reader.recv_bytes() == "from a pool thread");
+  pool.apply([](mp::Event& event) { event.set(); }, std::ref(ready));
+
+  child.join(patience);
+  CHECK(child.exitcode() == 0);
+  CHECK(locked.load() == 210);
+}
+
 TEST_CASE("ThreadPool: imap takes an endless input lazily") {
   mp::ThreadPool pool(2);
   std::atomic<int> taken{0};
@@ -159,6 +212,42 @@ TEST_CASE("ThreadPool: callbacks get the value or the exception, one at a time")
       half_of_even, 2);
   CHECK(error_text<std::runtime_error>([&] { thrown.get(patience); }) == "callback failed");
   CHECK(pool.apply(half_of_even, 8) == 4);
+}
+
+TEST_CASE("ThreadPool: an error callback of std::exception& gets the error as it is, of mp::Error& a plain local mp::Error") {
+  mp::ThreadPool pool(2);
+  std::mutex mutex;
+  std::vector<std::string> typed, plain;
+  auto on_any = [&](const std::exception& e) {
+    std::lock_guard guard(mutex);
+    bool is_invalid_argument = dynamic_cast<const std::invalid_argument*>(&e) != nullptr;
+    bool is_remote = dynamic_cast<const mp::RemoteError*>(&e) != nullptr;
+    typed.push_back(std::string(is_invalid_argument ? "invalid_argument " : "other ") +
+                    (is_remote ? "remote " : "local ") + e.what());
+  };
+  auto on_mp_error = [&](const mp::Error& e) {
+    std::lock_guard guard(mutex);
+    bool is_value_error = dynamic_cast<const mp::ValueError*>(&e) != nullptr;
+    bool is_remote = dynamic_cast<const mp::RemoteError*>(&e) != nullptr;
+    plain.push_back(std::string(is_value_error ? "ValueError " : "Error ") +
+                    (is_remote ? "remote " : "local ") + e.what());
+  };
+  auto refuse = [](int) -> int { throw mp::ValueError("refused"); };
+  CHECK_THROWS_AS(pool.apply_async(mp::Callbacks{nullptr, on_any}, half_of_even, 3).get(patience),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(pool.apply_async(mp::Callbacks{nullptr, on_mp_error}, half_of_even, 5).get(patience),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(
+      pool.map_async(mp::Callbacks{nullptr, on_mp_error}, half_of_even, std::vector<int>{2, 7}).get(patience),
+      std::invalid_argument);
+  CHECK_THROWS_AS(pool.map_async(mp::Callbacks{nullptr, on_mp_error}, refuse, std::vector<int>{1}).get(patience),
+                  mp::ValueError);
+  CHECK_THROWS_AS(pool.apply_async(mp::Callbacks{nullptr, on_any}, refuse, 1).get(patience), mp::ValueError);
+  std::lock_guard guard(mutex);
+  CHECK(typed == std::vector<std::string>{"invalid_argument local odd: 3", "other local refused"});
+  CHECK(plain == std::vector<std::string>{"Error local std::invalid_argument: odd: 5",
+                                          "Error local std::invalid_argument: odd: 7",
+                                          "ValueError local refused"});
 }
 
 TEST_CASE("ThreadPool: terminate cancels the tasks not begun and waits for the running one") {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mp/detail/own_encoding.hpp"
+#include "mp/detail/repr.hpp"
 #include "mp/errors.hpp"
 
 namespace mp {
@@ -191,11 +192,12 @@ class Set {
 // Equality is Python's ==: numbers compare by value across bool, int and
 // float (True == 1 == 1.0; nan != nan); str != bytes; list != tuple; dict
 // and set ignore order. hash() agrees with it, so 1 and 1.0 are one dict key.
-// repr() is Python's repr() (floats shortest round-trip: 0.1, 1e+16, nan,
-// inf; strings with Python's choice of quotes and escapes). Differences:
-// a set prints in insertion order; a string escapes the non-printable
-// characters of Latin-1 and of Unicode's format, separator and private-use
-// ranges, where Python consults the whole Unicode database.
+// repr() is Python's repr(), and operator<< prints it (floats shortest
+// round-trip: 0.1, 1e+16, nan, inf; strings with Python's choice of quotes
+// and escapes). Differences: a set prints in insertion order; a string
+// escapes the non-printable characters of Latin-1 and of Unicode's format,
+// separator and private-use ranges, where Python consults the whole Unicode
+// database.
 // Limits: nesting deeper than 1000 (Python's default recursion limit) cannot
 // be pickled or unpickled; a structure that contains itself cannot be built.
 //

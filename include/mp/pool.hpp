@@ -36,11 +36,13 @@ struct PoolOptions {
 //   pool.map_async(mp::Callbacks{on_list, nullptr}, f, inputs)
 // on_value gets the result (the whole vector for map_async; nothing for a void
 // result), on_error gets the task's error. on_error takes either
-// `const std::exception&`, and gets the error as it is (a task's
+// `const std::exception&`, and gets the error as it is (a Pool task's
 // std::invalid_argument arrives as mp::Remote<std::invalid_argument>, see
-// mp::RemoteError), or `const mp::Error&`, and gets a remote standard
-// exception as a plain mp::Remote<mp::Error> ("std::invalid_argument:
-// message"). Either may be nullptr. They run
+// mp::RemoteError), or `const mp::Error&`, and gets an mp:: error as itself
+// and a standard exception as a plain mp::Error named by its type
+// ("std::invalid_argument: message"): from a Pool that is an
+// mp::Remote<mp::Error>, from a ThreadPool an mp::Error that is no
+// RemoteError. Either may be nullptr. They run
 // in the pool's result thread, as in Python, and must be quick. A callback that
 // throws does not hurt the pool: its exception becomes what get() throws.
 template <class OnValue = std::nullptr_t, class OnError = std::nullptr_t>
@@ -125,14 +127,14 @@ class AsyncResult {
     }
   }
   // apply(), map() and starmap() hold the only handle to their result and
-  // read it once, so they take the value instead of copying it (a map's
-  // vector can be large).
+  // read it once, so they take the value (a map's vector can be large) or
+  // the error instead of copying it.
   R get_once() {
     wait();
     if constexpr (std::is_void_v<R>) {
-      state_->value();
+      state_->take_once();
     } else {
-      return std::move(state_->value());
+      return state_->take_once();
     }
   }
   std::shared_ptr<detail::ResultState<Stored>> state_;
@@ -543,10 +545,15 @@ class Pool : public detail::PoolMethods<Pool> {
 // a Queue), and a task's exception reaches get() or the iterator as itself
 // (catch std::invalid_argument, not RemoteError).
 //
-// Differs from Pool: the error callback gets a `const std::exception&` (any
-// exception a task throws); callbacks run in the pool's threads, one at a
-// time, as Python runs them in its one result thread, and must not wait for
-// other results of the pool. PoolOptions::maxtasksperchild is refused
+// Differs from Pool: an error callback taking `const std::exception&` gets
+// any exception a task throws as it is (std::invalid_argument, not a
+// Remote<>); one taking `const mp::Error&` gets an mp:: error as itself and
+// any other standard exception as a plain mp::Error "std::invalid_argument:
+// message", which is not an mp::RemoteError since the task ran in this
+// process (a Remote<E> that a task itself caught from a Pool stays remote).
+// Callbacks run in the pool's threads, one at a time, as Python runs them in
+// its one result thread, and must not wait for other results of the pool.
+// PoolOptions::maxtasksperchild is refused
 // (Python's ThreadPool has no such argument: threads are not replaced). An
 // initializer that throws makes the constructor throw it.
 // Differs from Python: the destructor is close() + join() (as Pool's);
@@ -581,7 +588,7 @@ class ThreadPool : public detail::PoolMethods<ThreadPool> {
 
   template <class A, class B, class F, class... Args>
   auto submit_apply(Callbacks<A, B> callbacks, F f, Args&&... args) {
-    if constexpr (detail::check_apply_call<F, std::decay_t<Args>...>()) {
+    if constexpr (detail::check_apply_call<true, F, std::decay_t<Args>...>()) {
       using R = detail::task_result_t<F, std::decay_t<Args>...>;
       using Stored = std::conditional_t<std::is_void_v<R>, detail::NoValue, R>;
       auto state = std::make_shared<detail::ResultState<Stored>>();
@@ -639,7 +646,7 @@ class ThreadPool : public detail::PoolMethods<ThreadPool> {
   auto submit_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
                   const char* method) {
     using Item = detail::range_item_t<Range>;
-    if constexpr (detail::check_map_call<F, Item, Spread>()) {
+    if constexpr (detail::check_map_call<true, F, Item, Spread>()) {
       using Value = detail::chunk_result_t<F, Item, Spread>;
       // The items are copied, as Python lists them: the caller's range may
       // go away before the tasks run.
@@ -675,7 +682,7 @@ class ThreadPool : public detail::PoolMethods<ThreadPool> {
   auto submit_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
                      const char* method) {
     using Item = detail::range_item_t<Range>;
-    if constexpr (detail::check_map_call<F, Item, false>()) {
+    if constexpr (detail::check_map_call<true, F, Item, false>()) {
       using Value = detail::chunk_result_t<F, Item, false>;
       auto stream = std::make_shared<detail::StreamJob<Value>>(ordered);
       auto shared_f = std::make_shared<F>(std::move(f));

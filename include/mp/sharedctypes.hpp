@@ -29,19 +29,22 @@ template <class LockType>
 class LockOption {
  public:
   LockOption(std::same_as<bool> auto wanted) : wanted_(wanted) {}
-  LockOption(LockType lock) : lock_(std::move(lock)), wanted_(true) {}
+  LockOption(LockType lock) : lock_(std::make_unique<LockType>(std::move(lock))), wanted_(true) {}
 
   // The caller's lock; else the object's own one, made by `make_own`, if a
   // lock is wanted at all.
   template <class MakeOwn>
   std::optional<LockType> resolve(MakeOwn make_own) && {
-    if (lock_) return std::move(lock_);
+    if (lock_) return std::move(*lock_);
     if (wanted_) return make_own();
     return std::nullopt;
   }
 
  private:
-  std::optional<LockType> lock_;
+  // A pointer, not a std::optional: GCC 12 cannot see that an empty
+  // optional<RLock> destroys no shared_ptr, and its -Wmaybe-uninitialized
+  // (an error under -Werror) fires in every sanitized includer.
+  std::unique_ptr<LockType> lock_;
   bool wanted_;
 };
 

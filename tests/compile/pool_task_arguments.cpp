@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -42,6 +43,20 @@ static_assert(refused<mp::Value<int>>);
 static_assert(refused<mp::RawValue<double>>);
 static_assert(refused<mp::Array<int>>);
 static_assert(refused<mp::RawArray<char>>);
+// Every lock option of Value and Array (Python's lock=): the default RLock,
+// lock=false (the same type, no lock at run time), a caller's Lock or RLock.
+static_assert(refused<mp::Value<int, mp::Lock>>);
+static_assert(refused<mp::Value<int, mp::RLock>>);
+static_assert(refused<decltype(mp::Value(0, false))>);
+static_assert(refused<decltype(mp::Value(0.0, std::declval<mp::Lock>()))>);
+static_assert(refused<decltype(mp::Value(0L, std::declval<mp::RLock>()))>);
+static_assert(refused<mp::Array<int, mp::Lock>>);
+static_assert(refused<mp::Array<double, mp::RLock>>);
+static_assert(refused<decltype(mp::Array<char>(std::size_t{4}, false))>);
+static_assert(refused<std::vector<mp::Value<int, mp::Lock>>>);
+static_assert(refused<std::tuple<int, mp::Array<char, mp::Lock>>>);
+static_assert(refused<std::array<mp::RawValue<long>, 2>>);
+static_assert(refused<std::optional<mp::RawArray<double>>>);
 static_assert(refused<mp::Connection>);
 static_assert(refused<mp::Listener>);
 static_assert(refused<mp::SharedMemory>);

@@ -58,8 +58,9 @@ struct CallbackSet {
 
 // A user's error callback takes `const std::exception&` (every error, as its
 // own type) or `const mp::Error&`, the form from before remote standard
-// exceptions kept their type: that form gets such an exception as the
-// Remote<mp::Error> it used to be.
+// exceptions kept their type: that form gets an mp::Error as itself, a remote
+// standard exception as the Remote<mp::Error> it used to be, and a ThreadPool
+// task's own standard exception as a plain mp::Error (not remote).
 template <class OnError>
 std::function<void(const std::exception&)> error_callback_for(OnError on_error) {
   if constexpr (std::is_invocable_v<OnError&, const std::exception&>) {
@@ -74,8 +75,10 @@ std::function<void(const std::exception&)> error_callback_for(OnError on_error) 
     return [on_error = std::move(on_error)](const std::exception& e) mutable {
       if (auto* error = dynamic_cast<const mp::Error*>(&e))
         on_error(*error);
+      else if (auto* remote = dynamic_cast<const RemoteError*>(&e))
+        on_error(as_plain_remote_error(*remote));
       else
-        on_error(as_plain_remote_error(e));
+        on_error(as_plain_local_error(e));
     };
   }
 }
@@ -180,6 +183,24 @@ class ResultState {
     std::lock_guard lock(mutex_);
     if (error_) std::rethrow_exception(error_);
     return *value_;
+  }
+
+  // Only once ready, by the one reader of a result read once (apply, map,
+  // starmap): moves the value out, or the error, so that the reader's
+  // thread holds the exception's last reference. A pool thread drops its
+  // job, and with it this state, after publishing; if the state still held
+  // the exception, that thread could free it after the reader caught it and
+  // read what(), ordered only by libstdc++'s reference count, whose atomics
+  // are inside the uninstrumented libstdc++.so, so ThreadSanitizer reports
+  // a race on the exception's text.
+  Stored take_once() {
+    std::exception_ptr error;
+    {
+      std::lock_guard lock(mutex_);
+      if (!error_) return std::move(*value_);
+      error = std::move(error_);
+    }
+    std::rethrow_exception(error);
   }
 
  private:
@@ -292,8 +313,11 @@ class MapJob final : public Job {
   }
 
   void task_failed(std::uint64_t chunk, std::exception_ptr error) override {
+    // Moved, here and in finish(): the job, which a pool thread may drop
+    // after the reader caught the error, keeps no reference to it (see
+    // ResultState::take_once).
     if (!error_ || chunk < error_chunk_) {
-      error_ = error;
+      error_ = std::move(error);
       error_chunk_ = chunk;
     }
     if (--chunks_left_ == 0) finish();
@@ -302,7 +326,7 @@ class MapJob final : public Job {
  private:
   void finish() {
     if (error_) {
-      state_->set(std::nullopt, run_callbacks<Vector, Vector>(callbacks_, nullptr, error_));
+      state_->set(std::nullopt, run_callbacks<Vector, Vector>(callbacks_, nullptr, std::move(error_)));
     } else {
       std::exception_ptr callback_error = run_callbacks(callbacks_, &values_, nullptr);
       state_->set(std::move(values_), callback_error);

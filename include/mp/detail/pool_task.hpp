@@ -136,34 +136,51 @@ struct is_applicable<F, Item, std::void_t<decltype(std::tuple_size<Item>::value)
     : std::bool_constant<applicable<F, Item>(std::make_index_sequence<std::tuple_size_v<Item>>())> {};
 
 // Checked before anything else is instantiated, so that a wrong call reads
-// as one message first, not as errors from inside std::apply.
-template <class F, class... Args>
+// as one message first, not as errors from inside std::apply. `Threads`
+// chooses the pool the message names (ThreadPool, or Pool); the text after
+// the method's name is the same for both.
+#define MP_DETAIL_APPLY_CALL_MESSAGE                                                    \
+  ".apply: the function cannot be called with these arguments: apply(f, args...) calls " \
+  "f(args...) with each argument as an lvalue of its decayed type; check their number "   \
+  "and types"
+#define MP_DETAIL_STARMAP_CALL_MESSAGE                                                     \
+  ".starmap: the function cannot be called with the elements of an item: starmap(f, "     \
+  "tuples) calls f(a, b, ...) for each item (a, b, ...), which must be a std::tuple, "      \
+  "std::pair or std::array matching f's parameters"
+#define MP_DETAIL_MAP_CALL_MESSAGE                                                          \
+  ".map: the function cannot be called with one item of the range: map(f, items) calls "    \
+  "f(item) with each item as an lvalue; for a function of several arguments use starmap "   \
+  "with a range of tuples"
+template <bool Threads, class F, class... Args>
 constexpr bool check_apply_call() {
   constexpr bool callable = std::is_invocable_v<F&, Args&...>;
-  static_assert(callable,
-                "mp::Pool.apply: the function cannot be called with these arguments: "
-                "apply(f, args...) calls f(args...) with each argument as an lvalue of its "
-                "decayed type; check their number and types");
+  if constexpr (Threads)
+    static_assert(callable, "mp::ThreadPool" MP_DETAIL_APPLY_CALL_MESSAGE);
+  else
+    static_assert(callable, "mp::Pool" MP_DETAIL_APPLY_CALL_MESSAGE);
   return callable;
 }
-template <class F, class Item, bool Spread>
+template <bool Threads, class F, class Item, bool Spread>
 constexpr bool check_map_call() {
-  if constexpr (Spread) {
-    constexpr bool callable = is_applicable<F, Item>::value;
-    static_assert(callable,
-                  "mp::Pool.starmap: the function cannot be called with the elements of an item: "
-                  "starmap(f, tuples) calls f(a, b, ...) for each item (a, b, ...), which must "
-                  "be a std::tuple, std::pair or std::array matching f's parameters");
-    return callable;
-  } else {
-    constexpr bool callable = std::is_invocable_v<F&, Item&>;
-    static_assert(callable,
-                  "mp::Pool.map: the function cannot be called with one item of the range: "
-                  "map(f, items) calls f(item) with each item as an lvalue; for a function of "
-                  "several arguments use starmap with a range of tuples");
-    return callable;
-  }
+  constexpr bool callable = [] {
+    if constexpr (Spread)
+      return is_applicable<F, Item>::value;
+    else
+      return std::is_invocable_v<F&, Item&>;
+  }();
+  if constexpr (Spread && Threads)
+    static_assert(callable, "mp::ThreadPool" MP_DETAIL_STARMAP_CALL_MESSAGE);
+  else if constexpr (Spread)
+    static_assert(callable, "mp::Pool" MP_DETAIL_STARMAP_CALL_MESSAGE);
+  else if constexpr (Threads)
+    static_assert(callable, "mp::ThreadPool" MP_DETAIL_MAP_CALL_MESSAGE);
+  else
+    static_assert(callable, "mp::Pool" MP_DETAIL_MAP_CALL_MESSAGE);
+  return callable;
 }
+#undef MP_DETAIL_APPLY_CALL_MESSAGE
+#undef MP_DETAIL_STARMAP_CALL_MESSAGE
+#undef MP_DETAIL_MAP_CALL_MESSAGE
 
 // Everything a Pool call requires of its callable and argument types, each
 // with its own message. A Pool method instantiates its body only if they
@@ -171,12 +188,12 @@ constexpr bool check_map_call() {
 template <class F, class... Args>
 constexpr bool check_pool_apply() {
   return check_pool_callable<F>() && check_no_shared_handles<Args...>() &&
-         check_apply_call<F, Args...>();
+         check_apply_call<false, F, Args...>();
 }
 template <class F, class Item, bool Spread>
 constexpr bool check_pool_map() {
   return check_pool_callable<F>() && check_no_shared_handles<Item>() &&
-         check_map_call<F, Item, Spread>();
+         check_map_call<false, F, Item, Spread>();
 }
 
 // The callable's part of a payload.

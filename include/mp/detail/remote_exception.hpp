@@ -165,10 +165,13 @@ ExceptionRecord decode_exception_record(std::string_view bytes, std::string_view
 std::exception_ptr rethrowable(const ExceptionRecord& record, std::string_view object,
                                std::string_view context = {});
 
-// `error` as a plain Remote<Error> ("type: message"), for code that takes
-// only mp::Error: a remote error keeps its type name, anything else is named
-// by its own type.
-Remote<Error> as_plain_remote_error(const std::exception& error);
+// For code that takes only mp::Error: a remote error as a plain
+// Remote<Error> ("type: message", its type name kept), and an exception
+// thrown in this process (a ThreadPool task's) as a plain mp::Error ("type:
+// message", named by its own type), which is no RemoteError: nothing crossed
+// a process.
+Remote<Error> as_plain_remote_error(const RemoteError& error);
+Error as_plain_local_error(const std::exception& error);
 
 }  // namespace mp::detail
 

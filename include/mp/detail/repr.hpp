@@ -1,7 +1,7 @@
 // mp/detail/repr.hpp: printing mp objects as Python's repr() does. Every
 // class with a `std::string repr() const` member (Process, Lock, RLock,
-// Semaphore, BoundedSemaphore, Condition, Event, the queues, Connection)
-// prints it through this one operator<<: std::cout << process.
+// Semaphore, BoundedSemaphore, Condition, Event, the queues, Connection,
+// Object) prints it through this one operator<<: std::cout << process.
 //
 // std::format: GCC 12 (Debian 12's compiler) has no <format>, so there is no
 // std::formatter here yet; std::format("{}", x.repr()) works wherever
