@@ -91,3 +91,12 @@ static_assert(!refused<mp::EventProxy>);
 static_assert(!refused<mp::QueueProxy<int>>);
 static_assert(!refused<mp::JoinableQueueProxy<Point>>);
 static_assert(!refused<std::tuple<mp::LockProxy, int>>);
+
+// Containers of serializable mp values: their allocator and comparator
+// (std::allocator<mp::Object>, std::less<mp::Object>) bring namespace mp
+// into argument-dependent lookup, yet they are no handles.
+static_assert(!refused<mp::Object>);
+static_assert(!refused<std::vector<mp::Object>>);
+static_assert(!refused<std::map<mp::Object, mp::Object>>);
+static_assert(!refused<std::vector<mp::LockProxy>>);
+static_assert(!refused<std::map<std::string, std::vector<mp::ValueProxy<int>>>>);

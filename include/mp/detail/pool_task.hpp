@@ -107,6 +107,17 @@ struct holds_shared_handle<Template<Params...>>
     : std::bool_constant<is_shared_handle_v<Template<Params...>> ||
                          (holds_shared_handle<std::remove_cv_t<Params>>::value || ...)> {};
 
+// A container's allocator, comparator and hash are about its elements only:
+// std::allocator<mp::Object> brings namespace mp into lookup, yet is no handle.
+template <class T>
+struct holds_shared_handle<std::allocator<T>> : holds_shared_handle<std::remove_cv_t<T>> {};
+template <class T>
+struct holds_shared_handle<std::less<T>> : holds_shared_handle<std::remove_cv_t<T>> {};
+template <class T>
+struct holds_shared_handle<std::hash<T>> : holds_shared_handle<std::remove_cv_t<T>> {};
+template <class T>
+struct holds_shared_handle<std::equal_to<T>> : holds_shared_handle<std::remove_cv_t<T>> {};
+
 template <class... Args>
 constexpr bool check_no_shared_handles() {
   constexpr bool none = !(holds_shared_handle<Args>::value || ...);
