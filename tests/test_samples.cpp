@@ -61,7 +61,10 @@ Pair run_both(const std::string& name, const std::string& python, std::vector<st
 // python3 only: what they show is multiprocessing's behaviour, not a
 // version's, and each run of the slow ones (mp_pool, mp_synchronize) takes
 // tens of seconds. The interop of listener_client runs against every version.
-test_support::PythonInterpreter reference_python() { return {"python3", "the machine's python3"}; }
+test_support::PythonInterpreter reference_python() {
+  test_support::prepare_python_children();
+  return {"python3", "the machine's python3"};
+}
 
 std::string replace_all(const std::string& text, const char* pattern, const char* replacement) {
   return std::regex_replace(text, std::regex(pattern), replacement);
