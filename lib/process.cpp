@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <iterator>
 #include <mutex>
 #include <string_view>
 #include <thread>
@@ -55,6 +56,13 @@ struct Child {
   FileDescriptor sentinel;  // a pidfd, readable once the child has exited
   std::string name;
   bool daemon = false;
+
+  // Whether this process started the child. A process forked some other way
+  // (a raw fork(), a pool worker) inherits its parent's Process objects and
+  // registry, pidfds included: it may signal the child, as Python allows, but
+  // only the starter can wait for it, and only the starter's exit may stop or
+  // join it.
+  bool ours() const { return parent_pid == current_pid(); }
 
   std::optional<int> exitcode() const {
     std::lock_guard lock(mutex_);
@@ -343,7 +351,8 @@ void join_children_at_exit() noexcept {
   std::vector<std::shared_ptr<detail::Child>> children;
   {
     std::lock_guard lock(r.mutex);
-    children = r.children;
+    std::ranges::copy_if(r.children, std::back_inserter(children),
+                         [](const std::shared_ptr<detail::Child>& child) { return child->ours(); });
   }
   if (children.empty()) return;
   try {
@@ -420,6 +429,10 @@ Process::~Process() { release(); }
 // active_children(), and the reaper thread reaps it when it ends.
 void Process::release() noexcept {
   if (!child_) return;
+  if (!child_->ours()) {  // the starter reaps it
+    child_.reset();
+    return;
+  }
   try {
     if (child_->reap(Wait::no)) {
       forget(child_);
@@ -451,6 +464,15 @@ void Process::run() {
 
 void Process::require_open(const char* method) const {
   if (closed_) throw ValueError(std::string("Process.") + method + ": process object is closed (" + name_ + ")");
+}
+
+// Python's assertions in join() and is_alive(): "can only join a child
+// process", "can only test a child process".
+void Process::require_ours(const char* method, const char* verb) const {
+  if (!child_->ours())
+    throw ProcessError(std::string("Process.") + method + ": can only " + verb + " a child process, and " +
+                       name_ + " was started by process " + std::to_string(child_->parent_pid) + ", not by this one (" +
+                       std::to_string(detail::current_pid()) + ")");
 }
 
 void Process::start() {
@@ -523,6 +545,7 @@ void Process::join() { join_until(detail::Deadline::never()); }
 void Process::join_until(detail::Deadline deadline) {
   require_open("join");
   if (!child_) throw ProcessError("Process.join: can only join a started process (" + name_ + ")");
+  require_ours("join", "join");
   if (child_->reaped()) return;
   if (child_->exited_by(deadline) && child_->reap(Wait::polled)) forget(child_);
 }
@@ -530,6 +553,7 @@ void Process::join_until(detail::Deadline deadline) {
 bool Process::is_alive() {
   require_open("is_alive");
   if (!child_) return false;
+  require_ours("is_alive", "test");
   if (child_->reap(Wait::no)) {
     forget(child_);
     return false;
@@ -558,7 +582,7 @@ void Process::close() {
 
 std::optional<int> Process::exitcode() {
   require_open("exitcode");
-  if (!child_) return std::nullopt;
+  if (!child_ || !child_->ours()) return std::nullopt;
   if (child_->reap(Wait::no)) forget(child_);
   return child_->exitcode();
 }
@@ -644,7 +668,7 @@ std::string Process::repr() const {
     parent_and_status(detail::current_pid(), closed_ ? "closed" : "initial");
   } else {
     text += " pid=" + std::to_string(child_->pid);
-    if (child_->parent_pid != detail::current_pid()) {
+    if (!child_->ours()) {
       parent_and_status(child_->parent_pid, "unknown");  // not ours to reap
     } else if (!child_->reap(Wait::no)) {
       parent_and_status(child_->parent_pid, "started");
@@ -670,7 +694,7 @@ std::vector<int> active_children() {
   std::lock_guard lock(r.mutex);
   std::vector<int> pids;
   std::erase_if(r.children, [&](const std::shared_ptr<detail::Child>& child) {
-    if (child->reap(Wait::no)) return true;
+    if (!child->ours() || child->reap(Wait::no)) return true;
     pids.push_back(child->pid);
     return false;
   });

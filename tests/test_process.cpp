@@ -1435,4 +1435,69 @@ TEST_SUITE("process") {
     rt.join(kGenerous);
     CHECK(rt.repr().ends_with(" exitcode=" + std::to_string(-(SIGRTMIN + 1)) + ">"));  // Python has no name for it
   }
+
+  // ---- a process forked otherwise than by start() ----
+
+  TEST_CASE("a sibling or a raw fork()ed child cannot join or test a Process it did not start") {
+    mp::Process runner([] { std::this_thread::sleep_for(30s); });
+    runner.start();
+    auto from_another_process = [&] {
+      int failures = 0;
+      for (auto call : {+[](mp::Process& p) { p.join(1s); }, +[](mp::Process& p) { (void)p.is_alive(); }}) {
+        try {
+          call(runner);
+          ++failures;
+        } catch (const mp::ProcessError& e) {
+          if (!contains(e.what(), "can only") || !contains(e.what(), "a child process")) ++failures;
+        }
+      }
+      if (runner.exitcode().has_value() || !mp::active_children().empty()) ++failures;
+      return failures;
+    };
+    mp::Process sibling([&] { mp::exit(from_another_process()); });
+    sibling.start();
+    REQUIRE(joined(sibling));
+    CHECK(sibling.exitcode() == 0);
+    std::fflush(nullptr);
+    pid_t raw = ::fork();
+    REQUIRE(raw >= 0);
+    if (raw == 0) ::_exit(from_another_process());
+    int status = 0;
+    REQUIRE(::waitpid(raw, &status, 0) == raw);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    CHECK(runner.is_alive());  // nobody else reaped it
+    runner.kill();
+    REQUIRE(joined(runner));
+    CHECK(runner.exitcode() == -SIGKILL);
+  }
+
+  TEST_CASE("a raw fork()ed child's exit neither stops its parent's daemons nor waits for its children") {
+    mp::Process daemon(mp::ProcessOptions{"", true}, [] { std::this_thread::sleep_for(30s); });
+    daemon.start();  // before the pipe, which it would otherwise hold open
+    Pipe release;
+    mp::Process worker([&] {
+      release.close_write();
+      wait_for_go(release.read_end);
+    });
+    worker.start();
+    release.close_read();
+    std::fflush(nullptr);
+    auto forked_at = std::chrono::steady_clock::now();
+    pid_t raw = ::fork();
+    REQUIRE(raw >= 0);
+    if (raw == 0) std::exit(0);  // runs the exit handlers mp registered in the parent
+    int status = 0;
+    pid_t got = 0;
+    while ((got = ::waitpid(raw, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() - forked_at < 10s)
+      std::this_thread::sleep_for(5ms);
+    if (got == 0) ::kill(raw, SIGKILL), ::waitpid(raw, &status, 0);
+    CHECK(got == raw);
+    CHECK(std::chrono::steady_clock::now() - forked_at < 5s);  // it did not wait for `worker`
+    CHECK(daemon.is_alive());  // it did not SIGTERM the daemon
+    CHECK(worker.is_alive());
+    release.close_write();
+    CHECK(joined(worker));
+    daemon.kill();
+    CHECK(joined(daemon));
+  }
 }

@@ -63,6 +63,10 @@ struct Child;
 // A child reaped by someone else (SIGCHLD ignored, waitpid(-1) elsewhere)
 // counts as ended with an unknown code: join returns, exitcode() stays
 // nullopt (Python: None), is_alive() is false (Python would say True).
+// In a process forked otherwise than by start() (a raw fork(), a pool
+// worker), an inherited Process is not its child: join() and is_alive()
+// throw ProcessError as Python's assertions do, exitcode() is nullopt,
+// active_children() and the exit-time joining leave it to its starter.
 // Blocking: join() waits for the child, join(timeout) at most timeout on the
 // monotonic clock; signals never interrupt them.
 // Peer death: the child's death is seen through sentinel(), join and
@@ -116,6 +120,7 @@ class Process {
  private:
   void join_until(detail::Deadline deadline);
   void require_open(const char* method) const;
+  void require_ours(const char* method, const char* verb) const;
   void release() noexcept;
 
   std::string identity_;  // Python's _identity: "1", then "1:1" for its children, ...
