@@ -530,8 +530,13 @@ class ServedBarrier final : public Served {
           passed = wait(lock, deadline_from_wire(timeout), client,
                         [&] { return generation_ != generation || broken_; });
         } catch (const ClientGone&) {
-          --count_;
-          break_barrier();  // the others would wait for a party that never comes
+          // Gone while it still counted, the others would wait for a party
+          // that never comes. Once its generation tripped it had arrived:
+          // the next generation is none of its business.
+          if (generation_ == generation) {
+            --count_;
+            break_barrier();
+          }
           throw;
         }
         if (generation_ != generation) {
@@ -765,9 +770,10 @@ class Server {
       try {
         if (auto connection = listener_.accept(std::chrono::milliseconds(0)))
           std::thread(&Server::serve, this, std::move(*connection), ++clients_).detach();
-      } catch (const Error&) {
-        // A failed handshake (wrong key, garbage, silence) or a refused
-        // accept concerns that peer only.
+      } catch (const std::exception&) {
+        // A failed handshake (wrong key, garbage, silence), a refused accept
+        // or no thread to serve it (std::system_error) concerns that peer
+        // only: its connection is closed, the others go on.
       }
     }
   }
@@ -888,12 +894,19 @@ std::string random_authkey() {
     if (::getppid() != creator) mp::exit(0);  // the creator died before we watched it
     Listener listener(std::move(address), authkey, 128);
     if (initializer) initializer();
-    report.send_bytes(std::string(1, '\0') +
-                      dumps(ProxyHandle(listener.address(), {}, 0), "Manager"));
+    std::string bound = std::string(1, '\0') + dumps(ProxyHandle(listener.address(), {}, 0), "Manager");
+    // Built before the report: once the creator has the address, nothing
+    // can fail here any more but serving itself.
+    Server server(std::move(listener), std::move(creator_fd), std::move(directory));
+    report.send_bytes(bound);
     report.close();
-    Server(std::move(listener), std::move(creator_fd), std::move(directory)).run();
+    server.run();
   } catch (const std::exception& error) {
-    report.send_bytes(std::string(1, '\1') + error.what());
+    try {
+      if (!report.closed()) report.send_bytes(std::string(1, '\1') + error.what());
+    } catch (const std::exception&) {
+      // The creator is gone: nobody to tell.
+    }
   }
   mp::exit(1);
 }
@@ -1040,13 +1053,22 @@ Manager::Manager(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Manager::Manager(Manager&&) noexcept = default;
 Manager& Manager::operator=(Manager&& other) noexcept {
   if (this != &other) {
-    shutdown();
+    shutdown_quietly();
     state_ = std::move(other.state_);
   }
   return *this;
 }
 
-Manager::~Manager() { shutdown(); }
+Manager::~Manager() { shutdown_quietly(); }
+
+// For the noexcept paths: a server that cannot be stopped (its join or kill
+// failing) stops itself once its creator is gone.
+void Manager::shutdown_quietly() noexcept {
+  try {
+    shutdown();
+  } catch (...) {
+  }
+}
 
 Manager Manager::connect(Address address, std::string authkey) {
   auto state = std::make_unique<State>();

@@ -93,6 +93,17 @@ inline bool process_gone(int pid) {
   return fields.empty() || fields[0] == "Z";
 }
 
+// Polls `condition` until it holds (true) or `limit` passes (false).
+template <class Condition>
+bool within(std::chrono::milliseconds limit, Condition condition) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
 inline bool all_gone_within(const std::vector<int>& pids, std::chrono::milliseconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {

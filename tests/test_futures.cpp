@@ -48,17 +48,6 @@ long long ms_since(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
 
-// Polls `condition` until it holds or `limit` passes.
-template <class Condition>
-bool within(std::chrono::milliseconds limit, Condition condition) {
-  auto until = Clock::now() + limit;
-  while (!condition()) {
-    if (Clock::now() > until) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 // A task that announces its pid in shared memory, then sleeps.
 std::atomic<int>* announced_pid = nullptr;
 int announce_and_sleep(int milliseconds) {
@@ -173,8 +162,8 @@ TEST_CASE("result(timeout), done, running, cancel, cancelled") {
   std::vector<mp::Future<int>> waiting;
   for (int i = 0; i < 5; ++i) waiting.push_back(executor.submit(sqr, i));
 
-  REQUIRE(within(5s, [&] { return started->load() != 0; }));
-  CHECK(within(1s, [&] { return running.running(); }));  // the worker has begun it
+  REQUIRE(test_support::within(5s, [&] { return started->load() != 0; }));
+  CHECK(test_support::within(1s, [&] { return running.running(); }));  // the worker has begun it
   CHECK_FALSE(running.done());
   CHECK_FALSE(queued.running());
   CHECK_FALSE(waiting.back().running());
@@ -214,7 +203,7 @@ TEST_CASE("add_done_callback: once, after the outcome; at once when done; a thro
   future.add_done_callback([](mp::Future<int>&) { throw std::runtime_error("callback trouble"); });
   future.add_done_callback([&](mp::Future<int>&) { ++calls; });
   CHECK(future.result(patience) == 200);
-  CHECK(within(5s, [&] { return calls.load() == 2; }));
+  CHECK(test_support::within(5s, [&] { return calls.load() == 2; }));
   CHECK(seen.load() == 200);
   bool ran_now = false;
   future.add_done_callback([&](mp::Future<int>& f) { ran_now = f.result() == 200; });
@@ -350,7 +339,7 @@ TEST_CASE("a worker killed mid-task: BrokenProcessPool within 300 ms, the execut
   mp::ProcessPoolExecutor executor(2);
   auto victim = executor.submit(announce_and_sleep, 30'000);
   auto bystander = executor.submit(sleep_then, 300);
-  REQUIRE(within(5s, [&] { return pid->load() != 0; }));
+  REQUIRE(test_support::within(5s, [&] { return pid->load() != 0; }));
   auto killed_at = Clock::now();
   REQUIRE(::kill(pid->load(), SIGKILL) == 0);
   try {
@@ -369,7 +358,7 @@ TEST_CASE("a worker killed mid-task: BrokenProcessPool within 300 ms, the execut
   CHECK(bystander.result(patience) == 300);  // Python fails every future here
   // Python's submit raises BrokenProcessPool from now on; ours works.
   CHECK(executor.submit(mul, 6, 7).result(patience) == 42);
-  CHECK(within(5s, [&] { return executor.worker_pids().size() == 2; }));
+  CHECK(test_support::within(5s, [&] { return executor.worker_pids().size() == 2; }));
   // A worker that kills itself in the middle of a map fails only its chunk
   // (every map here has a timeout: each wait of its iteration is bounded).
   auto results = executor.map(

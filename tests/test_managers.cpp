@@ -306,7 +306,7 @@ TEST_SUITE("managers") {
         ++calls;
       }
     });
-    while (list.size() < 200) std::this_thread::sleep_for(1ms);
+    REQUIRE(test_support::within(patience, [&] { return list.size() >= 200; }));
     busy.kill();
     busy.join(patience);
     int before = calls;
@@ -521,7 +521,7 @@ TEST_SUITE("managers") {
       }
     });
     reset_waiter.start();
-    while (barrier.n_waiting() < 1) std::this_thread::sleep_for(1ms);
+    REQUIRE(test_support::within(patience, [&] { return barrier.n_waiting() >= 1; }));
     barrier.reset();  // the waiter is told, the barrier is fresh
     reset_waiter.join(patience);
     CHECK(reset_waiter.exitcode() == 7);
@@ -530,7 +530,7 @@ TEST_SUITE("managers") {
 
     mp::Process doomed([barrier] { barrier.wait(patience); });
     doomed.start();
-    while (barrier.n_waiting() < 1) std::this_thread::sleep_for(1ms);
+    REQUIRE(test_support::within(patience, [&] { return barrier.n_waiting() >= 1; }));
     doomed.kill();
     doomed.join(patience);
     auto started = std::chrono::steady_clock::now();
@@ -539,5 +539,37 @@ TEST_SUITE("managers") {
     CHECK(barrier.broken());  // within the server's 100 ms client check
     CHECK(test_support::seconds_since(started) < 0.3);
     CHECK_THROWS_AS(barrier.wait(patience), mp::Remote<mp::BrokenBarrierError>);
+  }
+
+  TEST_CASE("Barrier: a party that dies once the barrier tripped leaves the next generation whole") {
+    mp::Manager manager;
+    auto barrier = manager.Barrier(2);
+    // The dead party's server thread notices its death when the trip wakes
+    // it, unless its 100 ms client check comes first (then the barrier
+    // breaks, rightly, and the attempt is repeated).
+    bool tripped = false;
+    for (int attempt = 0; attempt < 5 && !tripped; ++attempt) {
+      mp::Process doomed([barrier] { barrier.wait(patience); });
+      doomed.start();
+      REQUIRE(test_support::within(patience, [&] { return barrier.n_waiting() >= 1; }));
+      doomed.kill();
+      doomed.join(patience);
+      try {
+        CHECK(barrier.wait(patience) == 1);
+        tripped = true;
+      } catch (const mp::BrokenBarrierError&) {
+        barrier.reset();
+      }
+    }
+    REQUIRE(tripped);
+    std::this_thread::sleep_for(300ms);  // the dead party's thread has long run
+    CHECK_FALSE(barrier.broken());
+    CHECK(barrier.n_waiting() == 0);
+    mp::Process next([barrier] { mp::exit(barrier.wait(patience) == 0 ? 0 : 1); });
+    next.start();
+    REQUIRE(test_support::within(patience, [&] { return barrier.n_waiting() >= 1; }));
+    CHECK(barrier.wait(patience) == 1);
+    next.join(patience);
+    CHECK(next.exitcode() == 0);
   }
 }

@@ -731,6 +731,7 @@ class Manager {
  private:
   struct State;
   explicit Manager(std::unique_ptr<State> state);
+  void shutdown_quietly() noexcept;
   detail::ProxyHandle create(detail::ServedKind kind, std::string arguments);
   std::unique_ptr<State> state_;
 };
