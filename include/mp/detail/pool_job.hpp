@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <map>
@@ -110,16 +111,13 @@ std::exception_ptr run_callbacks(const CallbackSet<R>& callbacks, const Stored* 
   return error;
 }
 
-// A ThreadPool's results never travel, so they need no cereal support; the
-// jobs decode payloads (task_succeeded) only for types that have it.
+// A ThreadPool's results never travel, so they need no cereal support; a
+// process pool refuses such a result type at compile time
+// (check_pool_result). So only jobs whose type cereal reads ever get a
+// payload: the other branch is a broken invariant, not an input error.
 template <class Stored>
 inline constexpr bool decodable = is_cereal_serializable_v<Stored>;
-template <class Stored>
-std::exception_ptr not_decodable(std::string_view payload) {
-  return std::make_exception_ptr(SerializationError(
-      "Pool: a result of " + std::to_string(payload.size()) + " bytes for " + type_name<Stored>() +
-      ", which cereal cannot read"));
-}
+[[noreturn]] inline void payload_without_codec() { std::abort(); }
 
 // One task's result, decoded; or why it does not decode.
 template <class Stored>
@@ -132,7 +130,7 @@ std::pair<std::optional<Stored>, std::exception_ptr> decode_result(std::string_v
       return {std::nullopt, std::current_exception()};
     }
   } else {
-    return {std::nullopt, not_decodable<Stored>(payload)};
+    payload_without_codec();
   }
 }
 
@@ -282,10 +280,7 @@ class MapJob final : public Job {
   }
 
   void task_succeeded(std::uint64_t chunk, std::string_view payload) override {
-    if constexpr (!decodable<Stored>) {
-      task_failed(chunk, not_decodable<Stored>(payload));
-      return;
-    }
+    if constexpr (!decodable<Stored>) payload_without_codec();
     try {
       // Made here, in the result thread, when the first chunk is in: the
       // submitting thread is meanwhile busy encoding and sending chunks.
@@ -361,7 +356,7 @@ class StreamJob final : public Job {
         outcome.second = std::current_exception();
       }
     } else {
-      outcome.second = not_decodable<Stored>(payload);
+      payload_without_codec();
     }
     arrive(chunk, std::move(outcome));
   }

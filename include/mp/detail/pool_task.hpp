@@ -193,20 +193,6 @@ constexpr bool check_map_call() {
 #undef MP_DETAIL_STARMAP_CALL_MESSAGE
 #undef MP_DETAIL_MAP_CALL_MESSAGE
 
-// Everything a Pool call requires of its callable and argument types, each
-// with its own message. A Pool method instantiates its body only if they
-// hold, so that no cereal or std::apply error follows the message.
-template <class F, class... Args>
-constexpr bool check_pool_apply() {
-  return check_pool_callable<F>() && check_no_shared_handles<Args...>() &&
-         check_apply_call<false, F, Args...>();
-}
-template <class F, class Item, bool Spread>
-constexpr bool check_pool_map() {
-  return check_pool_callable<F>() && check_no_shared_handles<Item>() &&
-         check_map_call<false, F, Item, Spread>();
-}
-
 // The callable's part of a payload.
 template <class F>
 void save_callable(OutputArchive& archive, const F& f) {
@@ -274,6 +260,39 @@ auto call_with_item(F& f, Item& item) {
 template <class F, class Item, bool Spread>
 using chunk_result_t =
     decltype(call_with_item<Spread>(std::declval<F&>(), std::declval<Item&>()));
+
+template <class Stored>
+constexpr bool check_pool_result() {
+  constexpr bool travels = is_cereal_serializable_v<Stored>;
+  static_assert(travels,
+                "mp::Pool: the task's result cannot travel back from a worker: cereal must both "
+                "write and read its type (a default constructor, and a serialize() or save()/"
+                "load() pair, or one of cereal's std types with its header included). Return a "
+                "type cereal can read back, or use mp::ThreadPool, whose results never leave "
+                "this process.");
+  return travels;
+}
+
+// Everything a Pool call requires of its callable, argument and result types,
+// each with its own message. A Pool method instantiates its body only if
+// they hold, so that no cereal or std::apply error follows the message; the
+// result is checked last, since its type exists only for a valid call.
+template <class F, class... Args>
+constexpr bool check_pool_apply() {
+  if constexpr (check_pool_callable<F>() && check_no_shared_handles<Args...>() &&
+                check_apply_call<false, F, Args...>())
+    return check_pool_result<stored_result_t<F, Args...>>();
+  else
+    return false;
+}
+template <class F, class Item, bool Spread>
+constexpr bool check_pool_map() {
+  if constexpr (check_pool_callable<F>() && check_no_shared_handles<Item>() &&
+                check_map_call<false, F, Item, Spread>())
+    return check_pool_result<chunk_result_t<F, Item, Spread>>();
+  else
+    return false;
+}
 
 template <class Value>
 void save_result(std::string& out, const Value& value) {
