@@ -305,12 +305,13 @@ DoneAndNotDone<R> wait_before(const std::vector<Future<R>>& futures, const Deadl
                               ReturnWhen return_when) {
   WaiterScope<R> scope(futures);
   std::vector<std::size_t> completed;
+  std::size_t examined = 0;  // FIRST_EXCEPTION looks at each completion once
   auto enough = [&] {
     if (completed.size() == futures.size()) return true;
     if (return_when == ReturnWhen::FIRST_COMPLETED) return !completed.empty();
     if (return_when == ReturnWhen::FIRST_EXCEPTION) {
-      for (std::size_t index : completed) {
-        Future<R> future = futures[index];
+      for (; examined < completed.size(); ++examined) {
+        Future<R> future = futures[completed[examined]];
         if (!future.cancelled() && future.exception()) return true;
       }
     }
