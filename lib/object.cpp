@@ -157,6 +157,11 @@ bool append_common_escape(std::string& out, std::uint32_t code, char quote) {
   return false;
 }
 
+}  // namespace
+
+namespace detail {
+
+// Python's repr(str).
 void append_str_repr(std::string& out, std::string_view text) {
   const char quote = quote_for(text);
   out += quote;
@@ -180,6 +185,12 @@ void append_str_repr(std::string& out, std::string_view text) {
   }
   out += quote;
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::append_str_repr;
 
 void append_bytes_repr(std::string& out, std::string_view data) {
   const char quote = quote_for(data);

@@ -605,34 +605,6 @@ int Process::sentinel() const {
 
 namespace {
 
-// Python's repr() of a str: single quotes unless only double quotes avoid
-// escaping; backslashes, quotes and control characters escaped. Bytes from
-// 0x80 on pass through (UTF-8 text prints as Python prints it).
-std::string python_quoted(std::string_view text) {
-  char quote = text.find('\'') != std::string_view::npos && text.find('"') == std::string_view::npos ? '"' : '\'';
-  std::string quoted(1, quote);
-  for (char c : text) {
-    switch (c) {
-      case '\\': quoted += "\\\\"; break;
-      case '\n': quoted += "\\n"; break;
-      case '\r': quoted += "\\r"; break;
-      case '\t': quoted += "\\t"; break;
-      default:
-        if (c == quote) {
-          quoted += '\\';
-          quoted += c;
-        } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          char escape[5];
-          std::snprintf(escape, sizeof escape, "\\x%02x", static_cast<unsigned char>(c));
-          quoted += escape;
-        } else {
-          quoted += c;
-        }
-    }
-  }
-  return quoted + quote;
-}
-
 // Python's multiprocessing.process._exitcode_to_name: -SIGTERM for a death by
 // SIGTERM, the number for a signal Python's signal module does not name.
 std::string exitcode_name(int code) {
@@ -660,7 +632,8 @@ std::string unqualified(std::string name) {
 }  // namespace
 
 std::string Process::repr() const {
-  std::string text = "<" + unqualified(detail::demangle(typeid(*this).name())) + " name=" + python_quoted(name_);
+  std::string text = "<" + unqualified(detail::demangle(typeid(*this).name())) + " name=";
+  detail::append_str_repr(text, name_);
   auto parent_and_status = [&](pid_t parent, const std::string& status) {
     text += " parent=" + std::to_string(parent) + " " + status;
   };

@@ -11,8 +11,15 @@
 #include <concepts>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 namespace mp {
+
+namespace detail {
+// Appends Python's repr() of a str holding UTF-8 `text` (lib/object.cpp):
+// quotes chosen as Python does, escapes for what is not printable.
+void append_str_repr(std::string& out, std::string_view text);
+}  // namespace detail
 
 template <class T>
   requires requires(const T& object) {
