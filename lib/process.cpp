@@ -248,15 +248,16 @@ void reap_orphans(State& self) noexcept {
       }
       std::uint64_t newcomers;
       detail::retry("read", [&] { return ::read(orphans.wake.get(), &newcomers, sizeof newcomers); });
+      // Only this thread removes orphans; adopt() appends. So watched[i + 1]
+      // is still orphans.children[i], and the poll above says who ended.
       std::vector<std::shared_ptr<detail::Child>> ended;
       {
         std::lock_guard lock(orphans.mutex);
-        std::erase_if(orphans.children, [&](const std::shared_ptr<detail::Child>& child) {
-          pollfd exited{child->sentinel.get(), POLLIN, 0};
-          if (detail::retry("poll", [&] { return ::poll(&exited, 1, 0); }) <= 0) return false;
-          ended.push_back(child);
-          return true;
-        });
+        for (std::size_t i = watched.size() - 1; i >= 1; --i) {
+          if (watched[i].revents == 0) continue;
+          ended.push_back(orphans.children[i - 1]);
+          orphans.children.erase(orphans.children.begin() + static_cast<std::ptrdiff_t>(i - 1));
+        }
       }
       for (const auto& child : ended) {
         // Dropped from the registry even if waitpid failed: poll() would
