@@ -3,8 +3,10 @@
 //
 // Invariants:
 // - Nothing is taken from the kernel beyond the message a receive returns:
-//   recv reads the header exactly, then exactly the payload; poll and wait
-//   only peek. Several processes may share one end (behind a lock).
+//   a socket receive peeks the header, then takes header and payload (up to
+//   1 MiB of it) in one recvmsg; a pipe receive reads the header exactly,
+//   then exactly the payload; poll and wait only peek. Several processes may
+//   share one end (behind a lock).
 // - A payload buffer is allocated once, at the announced size, and only after
 //   the first chunk (1 MiB) of it arrived.
 // - A descriptor stays open while a thread of this process uses it; close()
@@ -30,6 +32,7 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 
 #include "mp/detail/connection_frame.hpp"
 #include "mp/detail/fd.hpp"
@@ -197,12 +200,21 @@ class ConnectionState {
   // Bytes read (> 0), 0 at the end of the stream, kNothingYet when a
   // non-blocking read found nothing.
   static constexpr std::ptrdiff_t kNothingYet = -1;
-  std::ptrdiff_t read_now(char* buffer, std::size_t size, std::string_view method);
-  std::ptrdiff_t spin_for_bytes(char* buffer, std::size_t size, std::string_view method);
+  std::ptrdiff_t read_now(std::span<iovec> parts, std::string_view method);
+  std::ptrdiff_t read_now(char* buffer, std::size_t size, std::string_view method) {
+    iovec part{buffer, size};
+    return read_now(std::span(&part, 1), method);
+  }
+  template <class Attempt>
+  std::ptrdiff_t spin_for(Attempt attempt);
   void await_readable(std::string_view method);
+  void await_rest_of_header(std::chrono::microseconds at_most, std::string_view method);
   std::size_t read_fully(char* buffer, std::size_t size, bool spin_first, std::string_view method);
   DecodedHeader read_header(std::string_view method);
   std::string read_payload(DecodedHeader header, std::string_view method);
+  std::optional<DecodedHeader> peek_header(std::array<char, kLongHeaderSize>& bytes,
+                                           std::string_view method);
+  std::string receive_from_socket(std::string_view method, std::optional<std::size_t> maxlength);
   void refuse_longer_than(std::size_t maxlength, std::string_view method);
   std::ptrdiff_t peek(char* buffer, std::size_t size, std::string_view method);
   std::uint64_t queued_bytes(std::string_view method);
@@ -352,27 +364,31 @@ void ConnectionState::send_frame(std::string_view payload, std::string_view meth
   }
 }
 
-std::ptrdiff_t ConnectionState::read_now(char* buffer, std::size_t size, std::string_view method) {
+std::ptrdiff_t ConnectionState::read_now(std::span<iovec> parts, std::string_view method) {
   ssize_t got;
   const char* call = "read";
+  const auto count = static_cast<int>(parts.size());
   switch (kind_) {
-    case Kind::socket:
-      call = "recv";
-      got = retry(call, [&] { return ::recv(fd_, buffer, size, MSG_DONTWAIT); });
+    case Kind::socket: {
+      call = "recvmsg";
+      msghdr message{};
+      message.msg_iov = parts.data();
+      message.msg_iovlen = parts.size();
+      got = retry(call, [&] { return ::recvmsg(fd_, &message, MSG_DONTWAIT); });
       break;
-    case Kind::pipe: {
+    }
+    case Kind::pipe:
       // Not O_NONBLOCK: that flag belongs to the open file, which other
       // processes share. RWF_NOWAIT asks for this one read only.
       call = "preadv2";
-      iovec part{buffer, size};
-      got = retry(call, [&] { return ::preadv2(fd_, &part, 1, -1, RWF_NOWAIT); });
+      got = retry(call, [&] { return ::preadv2(fd_, parts.data(), count, -1, RWF_NOWAIT); });
       break;
-    }
     default: {
       pollfd probe{fd_, POLLIN, 0};
       check("poll", [&] { return ::poll(&probe, 1, 0); }, method);
       if (probe.revents == 0) return kNothingYet;
-      got = retry(call, [&] { return ::read(fd_, buffer, size); });
+      call = "readv";
+      got = retry(call, [&] { return ::readv(fd_, parts.data(), count); });
     }
   }
   if (got >= 0) return got;
@@ -394,13 +410,15 @@ std::ptrdiff_t ConnectionState::read_now(char* buffer, std::size_t size, std::st
 // quiet and cost 20 us beside the hog; 10 us was too short for TCP.
 constexpr std::chrono::microseconds receive_spin{20};
 
-std::ptrdiff_t ConnectionState::spin_for_bytes(char* buffer, std::size_t size,
-                                               std::string_view method) {
+// `attempt` reads or peeks without blocking; the spin ends with its first
+// answer other than kNothingYet.
+template <class Attempt>
+std::ptrdiff_t ConnectionState::spin_for(Attempt attempt) {
   if (!spin_policy_.begin()) return kNothingYet;
   const auto until = std::chrono::steady_clock::now() + receive_spin;
   std::ptrdiff_t got;
   do {
-    got = read_now(buffer, size, method);
+    got = attempt();
     if (got != kNothingYet) break;
     cpu_relax();
   } while (std::chrono::steady_clock::now() < until);
@@ -416,6 +434,18 @@ void ConnectionState::await_readable(std::string_view method) {
   if (probes[0].revents & POLLNVAL) throw_os_error("poll", EBADF, method);
 }
 
+// A socket holding part of a header is readable, so poll(2) cannot wait for
+// the rest: this sleeps for `at_most`, less if the peer hangs up or close()
+// is called (then throws).
+void ConnectionState::await_rest_of_header(std::chrono::microseconds at_most,
+                                           std::string_view method) {
+  pollfd probes[2] = {{fd_, POLLRDHUP, 0}, {wake_fd(method), POLLIN, 0}};
+  const timespec pause{0, static_cast<long>(std::chrono::nanoseconds(at_most).count())};
+  check("ppoll", [&] { return ::ppoll(probes, 2, &pause, nullptr); }, method);
+  if (closed()) throw_closed_meanwhile(method);
+  if (probes[0].revents & POLLNVAL) throw_os_error("poll", EBADF, method);
+}
+
 // Reads exactly `size` bytes unless the stream ends first; returns how many.
 std::size_t ConnectionState::read_fully(char* buffer, std::size_t size, bool spin_first,
                                         std::string_view method) {
@@ -423,7 +453,7 @@ std::size_t ConnectionState::read_fully(char* buffer, std::size_t size, bool spi
   while (filled < size) {
     std::ptrdiff_t got = read_now(buffer + filled, size - filled, method);
     if (got == kNothingYet && spin_first && filled == 0)
-      got = spin_for_bytes(buffer, size, method);
+      got = spin_for([&] { return read_now(buffer, size, method); });
     if (got == kNothingYet) {
       await_readable(method);
       continue;
@@ -445,6 +475,16 @@ namespace {
                     std::to_string(received) + " of " + std::to_string(expected) + " " +
                     std::string(part) + " bytes)",
                 EPROTO);
+}
+
+// recv_bytes(maxlength) refuses a longer message before taking any of it.
+void throw_if_longer(const DecodedHeader& header, std::size_t maxlength,
+                     std::string_view method) {
+  if (header.payload_size > maxlength)
+    throw OSError(std::string(method) + ": bad message length: the message has " +
+                      std::to_string(header.payload_size) + " bytes, maxlength is " +
+                      std::to_string(maxlength) + " (the message stays unread)",
+                  EMSGSIZE);
 }
 
 }  // namespace
@@ -584,11 +624,7 @@ void ConnectionState::refuse_longer_than(std::size_t maxlength, std::string_view
   if (got <= 0) return;
   auto header =
       decode_frame_header(std::string_view(bytes.data(), static_cast<std::size_t>(got)), method);
-  if (header && header->payload_size > maxlength)
-    throw OSError(std::string(method) + ": bad message length: the message has " +
-                      std::to_string(header->payload_size) + " bytes, maxlength is " +
-                      std::to_string(maxlength) + " (the message stays unread)",
-                  EMSGSIZE);
+  if (header) throw_if_longer(*header, maxlength, method);
 }
 
 std::vector<char> wait_ready(const std::vector<int>& fds,
@@ -601,6 +637,7 @@ std::string ConnectionState::receive(std::string_view method,
   Use use(*this, method);
   std::lock_guard guard(recv_mutex_);
   require_readable(method);
+  if (kind_ == Kind::socket) return receive_from_socket(method, maxlength);
   if (maxlength) {
     // Judged on a peeked header, so that a refused message stays in the kernel.
     std::shared_ptr<ConnectionState> self(std::shared_ptr<ConnectionState>(), this);
@@ -610,6 +647,69 @@ std::string ConnectionState::receive(std::string_view method,
   }
   DecodedHeader header = read_header(method);
   return read_payload(header, method);
+}
+
+// Waits for a whole header at the front of a socket and peeks it into
+// `bytes`; nullopt when the stream ends first or the header is not a frame's
+// (read_header then reports it as a pipe's receive does). A bounded receive
+// waits for the header only: the payload's length decides whether to take it.
+std::optional<DecodedHeader> ConnectionState::peek_header(std::array<char, kLongHeaderSize>& bytes,
+                                                          std::string_view method) {
+  auto peek_now = [&] { return peek(bytes.data(), bytes.size(), method); };
+  bool spun = false, peer_was_gone = false;
+  auto recheck = kFirstRecheck;
+  for (;;) {
+    std::ptrdiff_t got = peek_now();
+    if (got == kNothingYet && !std::exchange(spun, true)) got = spin_for(peek_now);
+    if (got == kNothingYet) {
+      await_readable(method);
+      continue;
+    }
+    if (got == 0) return std::nullopt;
+    std::optional<DecodedHeader> header;
+    try {
+      header = decode_frame_header(
+          std::string_view(bytes.data(), static_cast<std::size_t>(got)), method);
+    } catch (const OSError&) {
+      return std::nullopt;
+    }
+    if (header || peer_was_gone) return header;
+    // Part of a header. Once the peer is gone, one more peek sees whatever it
+    // sent before it went.
+    peer_was_gone = peer_gone(method);
+    if (peer_was_gone) continue;
+    await_rest_of_header(recheck, method);
+    recheck = std::min(2 * recheck, kLastRecheck);
+  }
+}
+
+// A socket's receive: a peeked header, then header and payload in one
+// recvmsg, so a message usually costs two system calls and no sleep (the
+// peek spins briefly first, see receive_spin). A payload over kPayloadChunk
+// is read as a pipe's is, its memory reserved once the first chunk is in.
+std::string ConnectionState::receive_from_socket(std::string_view method,
+                                                 std::optional<std::size_t> maxlength) {
+  std::array<char, kLongHeaderSize> bytes;
+  std::optional<DecodedHeader> header = peek_header(bytes, method);
+  if (header && maxlength) throw_if_longer(*header, *maxlength, method);
+  if (!header || header->payload_size > kPayloadChunk) {
+    DecodedHeader read = read_header(method);
+    return read_payload(read, method);
+  }
+  std::string payload(static_cast<std::size_t>(header->payload_size), '\0');
+  iovec parts[2] = {{bytes.data(), header->header_size}, {payload.data(), payload.size()}};
+  std::ptrdiff_t got = read_now(std::span(parts, payload.empty() ? 1 : 2), method);
+  // The peeked header is in the kernel and this thread holds recv_mutex_:
+  // the recvmsg takes at least the header, unless another process that
+  // shares the end broke the rule of a lock around receives.
+  if (got < static_cast<std::ptrdiff_t>(header->header_size))
+    throw OSError(std::string(method) + ": the peeked message header was taken by another " +
+                      "reader (processes sharing one end must receive under a lock)",
+                  EPROTO);
+  auto filled = static_cast<std::size_t>(got) - header->header_size;
+  filled += read_fully(payload.data() + filled, payload.size() - filled, false, method);
+  if (filled < payload.size()) throw_truncated(method, "payload", filled, payload.size());
+  return payload;
 }
 
 // Which of `fds` are ready: a connection (states[i] set) as readiness() says,

@@ -4,7 +4,8 @@
 // FutureState.
 // Invariants:
 //  - a future completes exactly once: either its job delivers (in the pool's
-//    result thread, or in the thread of shutdown(cancel_futures)), or
+//    result thread, in the thread of its own result() that took its result
+//    from the queue, or in the thread of shutdown(cancel_futures)), or
 //    cancel() withdrew the job from the pool first, after which the pool
 //    never delivers it;
 //  - done() turns true before the outcome is stored, and callbacks and
@@ -44,6 +45,11 @@ bool FutureCore::running() const {
   if (done()) return false;
   auto pool = pool_.lock();
   return pool && pool->started(job_.load(std::memory_order_acquire));
+}
+
+bool FutureCore::deliver_own() const {
+  auto pool = pool_.lock();
+  return pool && pool->deliver_own(job_.load(std::memory_order_acquire));
 }
 
 bool FutureCore::cancel() {

@@ -47,6 +47,7 @@
 #include <unordered_map>
 
 #include "mp/detail/fd.hpp"
+#include "mp/detail/identity.hpp"
 #include "mp/detail/remote_exception.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/process.hpp"
@@ -73,7 +74,7 @@ struct ClientConnections {
 thread_local ClientConnections client_connections;
 
 Connection& connection_for(const Address& address, const std::string& authkey) {
-  pid_t pid = ::getpid();
+  pid_t pid = current_pid();
   if (client_connections.pid != pid) {
     // Inherited from the parent's thread: closing our copies of the
     // descriptors leaves the parent's connections as they are.

@@ -2,7 +2,10 @@
 // Invariants:
 //  - two helper threads: the watcher turns worker deaths into messages on the
 //    result queue; the result thread handles every message in queue order and
-//    is the only thread that forks workers, never with the mutex held;
+//    is the only thread that forks workers, never with the mutex held; a
+//    future's result() may handle the head instead when it is that future's
+//    task result (deliver_own), under the same `reader` lock, so the order
+//    holds;
 //  - no exception leaves either thread (it would std::terminate the program):
 //    a worker reaped elsewhere is lost with its exit code unknown, a
 //    replacement that cannot start leaves its slot vacant (retried; with no
@@ -201,6 +204,9 @@ struct PoolCore::State {
   // workers plus helper threads, a spinning reader takes the CPU its record
   // must come from (measured: sequential apply_async().get() 30-40% slower).
   QueueCore results{0, "Pool result queue", false};
+  // Held by whoever handles the head of `results`: the result thread, or a
+  // future's result() taking its own result (deliver_own).
+  std::mutex reader;
   SharedMapping slot_mapping;
   WorkerSlot* slots;
   FileDescriptor wake;  // tells the watcher thread to re-read the worker table
@@ -351,24 +357,55 @@ struct PoolCore::State {
     changed.notify_all();
   }
 
+  // Books a task's result under the mutex and says whom to deliver it to:
+  // nobody if its worker was replaced or terminate() cancelled it. With
+  // `only_job`, a result of another job is left alone (false).
+  bool book_task_result(const ResultRecord& message, std::optional<std::uint64_t> only_job,
+                        std::vector<Delivery>& deliveries) {
+    std::lock_guard lock(mutex);
+    Worker& worker = workers[message.worker];
+    if (worker.generation != message.generation) return !only_job;
+    auto it = std::find_if(worker.in_flight.begin(), worker.in_flight.end(),
+                           [&](const InFlight& f) { return f.seq == message.seq; });
+    if (it == worker.in_flight.end()) return !only_job;  // cancelled by terminate()
+    if (only_job && it->job != *only_job) return false;
+    auto job = jobs.find(it->job);
+    std::exception_ptr error;
+    if (message.kind == ResultKind::failed) error = remote_failure(message);
+    deliveries.push_back(Delivery{it->job, job->second.job, it->task.index, error});
+    worker.in_flight.erase(it);
+    worker.learn_run_time(message.run_ns);
+    if (phase != Phase::terminated) pump();
+    return true;
+  }
+
   void on_task_result(const ResultRecord& message) {
     std::vector<Delivery> deliveries;
-    {
-      std::lock_guard lock(mutex);
-      Worker& worker = workers[message.worker];
-      if (worker.generation != message.generation) return;
-      auto it = std::find_if(worker.in_flight.begin(), worker.in_flight.end(),
-                             [&](const InFlight& f) { return f.seq == message.seq; });
-      if (it == worker.in_flight.end()) return;  // cancelled by terminate()
-      auto job = jobs.find(it->job);
-      std::exception_ptr error;
-      if (message.kind == ResultKind::failed) error = remote_failure(message);
-      deliveries.push_back(Delivery{it->job, job->second.job, it->task.index, error});
-      worker.in_flight.erase(it);
-      worker.learn_run_time(message.run_ns);
-      if (phase != Phase::terminated) pump();
-    }
+    book_task_result(message, std::nullopt, deliveries);
     deliver(deliveries, message.payload);
+  }
+
+  // See PoolCore::deliver_own.
+  bool deliver_own(std::uint64_t job) noexcept {
+    try {
+      std::unique_lock hold(reader, std::try_to_lock);
+      std::string_view record;
+      if (!hold || !results.peek(record, Deadline::now())) return false;
+      ResultRecord message = decode_result(record);
+      if (message.kind != ResultKind::succeeded && message.kind != ResultKind::failed) return false;
+      std::vector<Delivery> deliveries;
+      if (!book_task_result(message, job, deliveries)) return false;
+      // Copied before the record goes, so that the result thread can go on
+      // meanwhile: a submit()'s result is one value, seldom large.
+      std::string payload(message.payload);
+      results.pop_and_peek(record, Deadline::now());
+      hold.unlock();
+      deliver(deliveries, payload);
+      return true;
+    } catch (...) {
+      // Left to the result thread, which reports what fails.
+      return false;
+    }
   }
 
   void fail_everything(std::exception_ptr error, std::vector<Delivery>& deliveries) {
@@ -534,17 +571,23 @@ struct PoolCore::State {
     // its only reader), and removed once handled, as the next one is taken.
     // Nothing may escape this thread (std::terminate would end the program):
     // a failure here fails the pool's work with an mp:: error naming it.
+    // It waits without `reader`, so that a future's result() may take its
+    // own result meanwhile (deliver_own), then handles what is there under
+    // it, the head once more as it may have changed.
     std::string_view record;
-    bool holding = false;  // `record` is the head of the queue, handled or not
     for (;;) {
       try {
-        // Cleared first: if pop_and_peek throws, the next try peeks again.
-        // A message handled twice is harmless: each handler ignores what it
-        // has already seen.
-        bool had = std::exchange(holding, false);
-        holding = had ? results.pop_and_peek(record, result_deadline())
-                      : results.peek(record, result_deadline());
-        if (holding && !handle(decode_result(record))) return;
+        if (results.peek(record, result_deadline())) {
+          std::lock_guard hold(reader);
+          // If handle() or pop_and_peek throws, the next try peeks again. A
+          // message handled twice is harmless: each handler ignores what it
+          // has already seen.
+          bool holding = results.peek(record, Deadline::now());
+          while (holding) {
+            if (!handle(decode_result(record))) return;
+            holding = results.pop_and_peek(record, Deadline::now());
+          }
+        }
         retry_vacant_slots();
       } catch (...) {
         break_pool(pool_failure("Pool: the result thread failed: ", std::current_exception()));
@@ -726,6 +769,8 @@ bool PoolCore::started(std::uint64_t job) const {
   }
   return false;
 }
+
+bool PoolCore::deliver_own(std::uint64_t job) noexcept { return state_->deliver_own(job); }
 
 std::exception_ptr PoolCore::broken() const {
   std::lock_guard lock(state_->mutex);

@@ -820,6 +820,44 @@ TEST_CASE("a hostile length is never ready unless the receive refuses it at once
   }
 }
 
+TEST_CASE("a receive waits for a frame written one byte at a time, bounded or not") {
+  // Each frame arrives in pieces: first part of its header (a socket is then
+  // readable yet holds no whole header), then the rest of it, then the
+  // payload, byte by byte; the writer stays connected throughout.
+  const std::string first = std::string("\0\0\0\x05", 4) + "hello";
+  const std::string second = std::string("\xff\xff\xff\xff\0\0\0\0\0\0\0\x03", 12) + "bye";
+  for (bool socket : {true, false}) {
+    for (bool bounded : {false, true}) {
+      CAPTURE(socket);
+      CAPTURE(bounded);
+      auto [conn, writer] = raw_peer(socket);
+      int release[2];
+      REQUIRE(::pipe2(release, O_CLOEXEC) == 0);
+      Child child([&] {
+        ::close(release[1]);
+        for (const std::string& frame : {first, second})
+          for (char byte : frame) {
+            if (::write(writer, &byte, 1) != 1) return 1;
+            std::this_thread::sleep_for(2ms);
+          }
+        char ignored;
+        ::read(release[0], &ignored, 1);  // connected until the parent is done
+        return 0;
+      });
+      ::close(release[0]);
+      ::close(writer);
+      std::vector<std::string> got;
+      auto took = seconds_to_return([&] {
+        for (int i = 0; i < 2; ++i) got.push_back(bounded ? conn.recv_bytes(64) : conn.recv_bytes());
+      }, 20s, [&] { child.join(0s); });
+      ::close(release[1]);
+      CHECK(took.has_value());
+      CHECK(got == std::vector<std::string>{"hello", "bye"});
+      CHECK(child.join() == 0);
+    }
+  }
+}
+
 TEST_CASE("truncation messages count the part that was cut") {
   const std::pair<std::string, std::string> cases[] = {
       {std::string("\0\0", 2), "(2 of 4 header bytes)"},

@@ -220,6 +220,44 @@ TEST_CASE("add_done_callback: once, after the outcome; at once when done; a thro
   CHECK(second.result(patience) == 0);
 }
 
+TEST_CASE("result() of a short task may deliver it itself, in its own thread, once") {
+  mp::ProcessPoolExecutor executor(1);
+  const auto caller = std::this_thread::get_id();
+  // A quick result often reaches the head of the result queue while result()
+  // still spins: it then books and delivers it itself, so the done-callbacks
+  // run in the caller's thread (not at once at registration: `registering`).
+  bool delivered_here = false;
+  for (int i = 0; i < 2000 && !delivered_here; ++i) {
+    auto future = executor.submit(sqr, i);
+    std::atomic<int> calls{0};
+    std::atomic<bool> registering{true}, here{false};
+    future.add_done_callback([&](mp::Future<int>&) {
+      here = std::this_thread::get_id() == caller && !registering;
+      ++calls;
+    });
+    registering = false;
+    REQUIRE(future.result(patience) == i * i);
+    REQUIRE(within(5s, [&] { return calls.load() == 1; }));
+    delivered_here = here;
+  }
+  CHECK(delivered_here);
+  // Threads waiting at once, each for its own results, with the result
+  // thread between them: each outcome lands once, in the right future.
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0}, callbacks{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        auto future = executor.submit(mul, t, i);
+        future.add_done_callback([&](mp::Future<int>&) { ++callbacks; });
+        if (future.result(patience) != t * i) ++wrong;
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  CHECK(wrong.load() == 0);
+  CHECK(within(5s, [&] { return callbacks.load() == 4 * 300; }));
+}
+
 TEST_CASE("as_completed: completion order, finished futures, duplicates, timeout") {
   mp::ProcessPoolExecutor executor(2);
   auto slow = executor.submit(sleep_then, 400);

@@ -69,6 +69,9 @@ class FutureCore {
   virtual ~FutureCore() = default;
 
   void set_job(std::uint64_t job) { job_.store(job, std::memory_order_release); }
+  // While result() waits: delivers this future's outcome in the calling
+  // thread if it is next in the pool's result queue (PoolCore::deliver_own).
+  bool deliver_own() const;
   bool done() const noexcept { return done_.load(std::memory_order_acquire); }
   bool cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
   bool running() const;
@@ -212,9 +215,11 @@ std::vector<Future<R>> completed_before(const std::vector<Future<R>>& futures,
 //    cancellable, as in Python's call queue);
 //  - a done-callback that throws is reported on stderr and ignored (Python
 //    logs it); callbacks run in the executor's result thread, or at once in
-//    the caller's if the future is already done, and must be quick.
+//    the caller's if the future is already done, or in the thread whose
+//    result() took the outcome from the result queue itself, and must be quick.
 // Blocking: result() and exception() wait (spinning for up to 50 us first,
-// then sleeping); the timed forms throw mp::TimeoutError; a cancelled
+// then sleeping; while it spins, a result that is next in the executor's
+// result queue is delivered by the waiting thread, one hop fewer); the timed forms throw mp::TimeoutError; a cancelled
 // future's result() and exception() throw mp::CancelledError.
 template <class R>
 class Future {
@@ -257,7 +262,7 @@ class Future {
   friend std::shared_ptr<detail::FutureCore> detail::future_core<R>(const Future<R>&);
 
   void wait_before(const detail::Deadline& deadline) {
-    if (!state_->result.wait_until(deadline))
+    if (!state_->result.wait_until(deadline, [this] { return state_->deliver_own(); }))
       throw TimeoutError("Future.result: the result is not ready after the timeout");
   }
   R result_before(const detail::Deadline& deadline) {

@@ -58,6 +58,14 @@ class PoolCore {
   bool cancel(std::uint64_t job);
   void cancel_pending(std::exception_ptr error);
   bool started(std::uint64_t job) const;
+  // For a future's result(), while it waits for the one task of `job`: if
+  // that task's result is at the head of the result queue and no other
+  // thread is handling the queue, books and delivers it in this thread (its
+  // callbacks run here), as the result thread would; true if it did. The
+  // caller then skips a hop through the result thread, whose wake-up is a
+  // large part of a short task's round trip. A result at the head that is
+  // not the job's, or any other message, is left to the result thread.
+  bool deliver_own(std::uint64_t job) noexcept;
   std::exception_ptr broken() const;
 
   void close();
