@@ -237,7 +237,7 @@ TEST_CASE("result() of a short task may deliver it itself, in its own thread, on
     });
     registering = false;
     REQUIRE(future.result(patience) == i * i);
-    REQUIRE(within(5s, [&] { return calls.load() == 1; }));
+    REQUIRE(test_support::within(5s, [&] { return calls.load() == 1; }));
     delivered_here = here;
   }
   CHECK(delivered_here);
@@ -255,7 +255,7 @@ TEST_CASE("result() of a short task may deliver it itself, in its own thread, on
     });
   for (auto& thread : threads) thread.join();
   CHECK(wrong.load() == 0);
-  CHECK(within(5s, [&] { return callbacks.load() == 4 * 300; }));
+  CHECK(test_support::within(5s, [&] { return callbacks.load() == 4 * 300; }));
 }
 
 TEST_CASE("as_completed: completion order, finished futures, duplicates, timeout") {
