@@ -212,6 +212,7 @@ struct InFlight {
 };
 
 struct Outgoing {
+  int peer;
   MPI_Request request;
   std::shared_ptr<std::string> record;
 };
@@ -266,7 +267,7 @@ struct MpiCore::State {
     mpi_check(MPI_Isend(record->data(), message_size(record->size(), peer), MPI_BYTE, peer, tag,
                         MPI_COMM_WORLD, &request),
               "MPI_Isend", peer);
-    outgoing.push_back(Outgoing{request, std::move(record)});
+    outgoing.push_back(Outgoing{peer, request, std::move(record)});
   }
 
   // Sends pending tasks to the least loaded ranks with room. Mutex held.
@@ -336,6 +337,14 @@ struct MpiCore::State {
       for (auto it = rank.in_flight.rbegin(); it != rank.in_flight.rend(); ++it)
         pending.push_front(Pending{it->job, PoolTask{it->index, it->runner, *it->record}});
       rank.in_flight.clear();
+      // A send to a rank that is gone may never complete: it is let go.
+      const int peer = static_cast<int>(i + 1);
+      std::erase_if(outgoing, [peer](Outgoing& out) {
+        if (out.peer != peer) return false;
+        MPI_Request_free(&out.request);
+        return true;
+      });
+      pump();
     }
     if (!pending.empty() &&
         std::all_of(ranks.begin(), ranks.end(), [](const WorkerRank& r) { return r.lost; })) {
