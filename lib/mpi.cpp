@@ -12,7 +12,7 @@
 //    master thread ends only once every rank has acknowledged or is lost, so
 //    MPI_Finalize finds no message in flight from a live rank;
 //  - idle polling backs off to sleeps (MPI's own waits would spin a core):
-//    a poller spins for spin_before_sleep after its last message, then sleeps
+//    a poller spins (yielding) for spin_before_sleep after its last message, then sleeps
 //    1 us, 2 us, ... up to PoolOptions::idle_sleep_max.
 #include <mpi.h>
 #include <sys/prctl.h>
@@ -27,7 +27,6 @@
 #include <thread>
 #include <unordered_map>
 
-#include "mp/detail/futex.hpp"
 #include "mp/detail/pool_messages.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/mpi.hpp"
@@ -37,7 +36,10 @@ namespace {
 
 enum Tag : int { tag_task = 1, tag_result = 2, tag_stop = 3, tag_ready = 4 };
 
-constexpr auto spin_before_sleep = std::chrono::microseconds(200);
+// Long enough to cover the gap between a result and the next task of a
+// caller that submits one task at a time; a spinning poller yields its core
+// between polls, so on an oversubscribed host it delays nobody who has work.
+constexpr auto spin_before_sleep = std::chrono::microseconds(1000);
 
 std::string mpi_error_text(int code) {
   char text[MPI_MAX_ERROR_STRING];
@@ -134,7 +136,7 @@ void send(const std::string& message, int peer, int tag) {
         if (pause.count() > 0)
           std::this_thread::sleep_for(pause);
         else
-          cpu_relax();
+          std::this_thread::yield();
         continue;
       }
       backoff.reset();
@@ -480,7 +482,7 @@ struct MpiCore::State {
       }
       auto pause = backoff.next();
       if (pause.count() == 0) {
-        cpu_relax();
+        std::this_thread::yield();
       } else {
         std::unique_lock lock(mutex);
         wake.wait_for(lock, pause, [&] { return stops_to_send(); });
