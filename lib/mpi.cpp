@@ -27,6 +27,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "mp/detail/job_book.hpp"
 #include "mp/detail/pool_messages.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/mpi.hpp"
@@ -200,10 +201,9 @@ bool same_build_everywhere(int rank, int size, std::string& message) {
   return false;
 }
 
-struct Pending {
-  std::uint64_t job;
-  PoolTask task;
-};
+using Pending = JobBook::Pending;
+using Delivery = JobBook::Delivery;
+using Phase = JobBook::Phase;
 
 struct InFlight {
   std::uint64_t seq;
@@ -227,24 +227,9 @@ struct WorkerRank {
   bool stopped = false;
 };
 
-struct JobEntry {
-  std::shared_ptr<Job> job;
-  std::size_t outstanding = 0;
-  bool sealed = false;
-};
-
-enum class Phase { running, closed, terminated };
-
-struct Delivery {
-  std::uint64_t job_id;
-  std::shared_ptr<Job> job;
-  std::uint64_t index;
-  std::exception_ptr error;  // null: succeeded with the payload
-};
-
 }  // namespace
 
-struct MpiCore::State {
+struct MpiCore::State : JobBook {
   State(int size, const mpi::PoolOptions& options)
       : options(options), ranks(static_cast<std::size_t>(size - 1)) {}
 
@@ -252,15 +237,9 @@ struct MpiCore::State {
   std::mutex mutex;                  // the state below, and every MPI call
   std::condition_variable wake;      // the master thread: tasks or a stop to send
   std::condition_variable changed;   // jobs finished
-  Phase phase = Phase::running;
   bool stopping = false;
-  bool joined = false;
-  std::exception_ptr broken;
   std::vector<WorkerRank> ranks;     // rank r is ranks[r - 1]
-  std::deque<Pending> pending;
   std::vector<Outgoing> outgoing;
-  std::unordered_map<std::uint64_t, JobEntry> jobs;
-  std::uint64_t next_job = 1;
   std::uint64_t next_seq = 1;
   std::thread master;
 
@@ -365,25 +344,11 @@ struct MpiCore::State {
         deliveries.push_back(Delivery{f.job, jobs[f.job].job, f.index, error});
       rank.in_flight.clear();
     }
-    for (Pending& p : pending) deliveries.push_back(Delivery{p.job, jobs[p.job].job, p.task.index, error});
-    pending.clear();
+    fail_pending(error, deliveries);
   }
 
   void deliver(std::vector<Delivery>& deliveries, std::string_view payload = {}) {
-    for (Delivery& delivery : deliveries) {
-      if (delivery.error)
-        delivery.job->task_failed(delivery.index, delivery.error);
-      else
-        delivery.job->task_succeeded(delivery.index, payload);
-    }
-    std::lock_guard lock(mutex);
-    for (Delivery& delivery : deliveries) {
-      auto it = jobs.find(delivery.job_id);
-      if (it == jobs.end()) continue;
-      if (--it->second.outstanding == 0 && it->second.sealed) jobs.erase(it);
-    }
-    deliveries.clear();
-    changed.notify_all();
+    JobBook::deliver(deliveries, payload, mutex, changed);
   }
 
   // A result from `peer`; the mutex held on entry, released on return.
@@ -549,12 +514,7 @@ std::uint64_t MpiCore::submit(std::shared_ptr<Job> job, std::vector<PoolTask> ta
                               const char* method) {
   State& s = *state_;
   std::lock_guard lock(s.mutex);
-  if (s.phase != Phase::running) throw ValueError(std::string(method) + ": Pool not running");
-  if (s.broken) std::rethrow_exception(s.broken);
-  std::uint64_t id = s.next_job++;
-  if (tasks.empty() && sealed) return id;
-  s.jobs.emplace(id, JobEntry{std::move(job), tasks.size(), sealed});
-  for (PoolTask& task : tasks) s.pending.push_back(Pending{id, std::move(task)});
+  std::uint64_t id = s.enter_job(std::move(job), tasks, sealed, method);
   s.pump();
   s.wake.notify_one();
   return id;
@@ -564,14 +524,7 @@ void MpiCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sea
                         const char* method) {
   State& s = *state_;
   std::lock_guard lock(s.mutex);
-  auto it = s.jobs.find(job);
-  if (it == s.jobs.end() || s.joined || s.phase == Phase::terminated)
-    throw ValueError(std::string(method) +
-                     ": the pool was joined or terminated before the input was all submitted");
-  it->second.outstanding += tasks.size();
-  it->second.sealed = sealed;
-  for (PoolTask& task : tasks) s.pending.push_back(Pending{job, std::move(task)});
-  if (it->second.outstanding == 0 && sealed) s.jobs.erase(it);
+  s.enter_tasks(job, tasks, sealed, method);
   s.pump();
   s.wake.notify_one();
 }
