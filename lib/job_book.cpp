@@ -32,6 +32,18 @@ void JobBook::enter_tasks(std::uint64_t job, std::vector<PoolTask>& tasks, bool 
   if (it->second.outstanding == 0 && sealed) jobs.erase(it);
 }
 
+bool JobBook::wait_for_jobs(std::unique_lock<std::mutex>& lock, std::condition_variable& changed,
+                            const char* method) {
+  if (phase == Phase::running)
+    throw ValueError(std::string(method) +
+                     ": the pool is still running; call close() or terminate() first");
+  if (joined) return false;
+  for (auto& [id, entry] : jobs) entry.sealed = true;
+  std::erase_if(jobs, [](const auto& item) { return item.second.outstanding == 0; });
+  changed.wait(lock, [&] { return jobs.empty() || broken; });
+  return true;
+}
+
 void JobBook::fail_pending(const std::exception_ptr& error, std::vector<Delivery>& deliveries) {
   for (Pending& p : pending) deliveries.push_back(Delivery{p.job, jobs[p.job].job, p.task.index, error});
   pending.clear();

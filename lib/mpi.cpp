@@ -531,7 +531,7 @@ void MpiCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sea
 
 void MpiCore::close() {
   std::lock_guard lock(state_->mutex);
-  if (state_->phase == Phase::running) state_->phase = Phase::closed;
+  state_->JobBook::close();
 }
 
 void MpiCore::terminate() {
@@ -554,12 +554,7 @@ void MpiCore::join() {
     throw ValueError("mpi::Pool.join: called from a callback, which runs in the pool's own thread");
   {
     std::unique_lock lock(s.mutex);
-    if (s.phase == Phase::running)
-      throw ValueError("mpi::Pool.join: the pool is still running; call close() or terminate() first");
-    if (s.joined) return;
-    for (auto& [id, entry] : s.jobs) entry.sealed = true;
-    std::erase_if(s.jobs, [](const auto& item) { return item.second.outstanding == 0; });
-    s.changed.wait(lock, [&] { return s.jobs.empty() || s.broken; });
+    if (!s.wait_for_jobs(lock, s.changed, "mpi::Pool.join")) return;
     s.stopping = true;
     s.joined = true;
     s.wake.notify_all();
@@ -587,22 +582,5 @@ namespace mp::mpi {
 
 Pool::Pool(int& argc, char**& argv, PoolOptions options)
     : MessagePoolMethods(std::make_shared<detail::MpiCore>(argc, argv, options)) {}
-
-Pool::~Pool() {
-  if (core_) core_->shutdown();
-}
-
-Pool& Pool::operator=(Pool&& other) noexcept {
-  if (this != &other) {
-    if (core_) core_->shutdown();
-    core_ = std::move(other.core_);
-  }
-  return *this;
-}
-
-void Pool::close() { core_->close(); }
-void Pool::terminate() { core_->terminate(); }
-void Pool::join() { core_->join(); }
-int Pool::processes() const { return core_->processes(); }
 
 }  // namespace mp::mpi

@@ -665,7 +665,7 @@ std::exception_ptr PoolCore::broken() const {
 
 void PoolCore::close() {
   std::lock_guard lock(state_->mutex);
-  if (state_->phase == Phase::running) state_->phase = Phase::closed;
+  state_->JobBook::close();
 }
 
 void PoolCore::terminate() {
@@ -688,13 +688,7 @@ void PoolCore::join() {
   if (std::this_thread::get_id() == s.result_thread.get_id())
     throw ValueError("Pool.join: called from a callback, which runs in the pool's own thread");
   std::unique_lock lock(s.mutex);
-  if (s.phase == Phase::running)
-    throw ValueError("Pool.join: the pool is still running; call close() or terminate() first");
-  if (s.joined) return;
-  // Jobs whose input is not all submitted (imap) get nothing more.
-  for (auto& [id, entry] : s.jobs) entry.sealed = true;
-  std::erase_if(s.jobs, [](const auto& item) { return item.second.outstanding == 0; });
-  s.changed.wait(lock, [&] { return s.jobs.empty() || s.broken; });
+  if (!s.wait_for_jobs(lock, s.changed, "Pool.join")) return;
   s.draining = true;
   for (Worker& worker : s.workers)
     if (worker.alive) put_stop(*worker.tasks);
@@ -729,25 +723,9 @@ std::vector<int> PoolCore::worker_pids() const {
 
 Pool::Pool(PoolOptions options)
     : MessagePoolMethods(std::make_shared<detail::PoolCore>(options.processes.value_or(cpu_count()),
-                                               std::move(options.initializer),
-                                               options.maxtasksperchild)) {}
+                                                            std::move(options.initializer),
+                                                            options.maxtasksperchild)) {}
 
-Pool::~Pool() {
-  if (core_) core_->shutdown();
-}
-
-Pool& Pool::operator=(Pool&& other) noexcept {
-  if (this != &other) {
-    if (core_) core_->shutdown();
-    core_ = std::move(other.core_);
-  }
-  return *this;
-}
-
-void Pool::close() { core_->close(); }
-void Pool::terminate() { core_->terminate(); }
-void Pool::join() { core_->join(); }
-int Pool::processes() const { return core_->processes(); }
 std::vector<int> Pool::worker_pids() const { return core_->worker_pids(); }
 
 }  // namespace mp

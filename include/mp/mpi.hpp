@@ -87,15 +87,9 @@ struct PoolOptions {
 class Pool : public mp::detail::MessagePoolMethods<Pool, mp::detail::MpiCore> {
  public:
   Pool(int& argc, char**& argv, PoolOptions options = {});
-  ~Pool();
-  Pool(Pool&&) noexcept = default;
-  Pool& operator=(Pool&&) noexcept;
-
-  void close();
-  void terminate();
-  void join();  // ValueError unless closed or terminated
-
-  int processes() const;  // worker ranks: the size of MPI_COMM_WORLD less one
+  // close(), terminate(), join() (ValueError unless closed or terminated; it
+  // finalizes MPI), processes() (the worker ranks: MPI_COMM_WORLD's size less
+  // one), as mp::Pool's.
 
  private:
   friend class mp::detail::PoolMethods<Pool>;

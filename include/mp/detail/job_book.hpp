@@ -52,6 +52,15 @@ class JobBook {
                           const char* method);
   void enter_tasks(std::uint64_t job, std::vector<PoolTask>& tasks, bool sealed,
                    const char* method);
+  void close() {
+    if (phase == Phase::running) phase = Phase::closed;
+  }
+  // The first half of join(), `lock` holding the owner's mutex: refuses a
+  // running pool (ValueError naming `method`), then waits until every job
+  // is done (imap's unfinished input gets nothing more) or the pool is
+  // broken. False if the pool was joined already.
+  bool wait_for_jobs(std::unique_lock<std::mutex>& lock, std::condition_variable& changed,
+                     const char* method);
   // A failure with `error` for every pending task, which are dropped.
   void fail_pending(const std::exception_ptr& error, std::vector<Delivery>& deliveries);
   // Hands the outcomes to their jobs (without `mutex`: callbacks run), then
