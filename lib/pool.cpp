@@ -673,8 +673,7 @@ void PoolCore::terminate() {
   std::vector<Delivery> deliveries;
   {
     std::lock_guard lock(s.mutex);
-    if (s.phase == Phase::terminated) return;
-    s.phase = Phase::terminated;
+    if (!s.begin_terminate()) return;
     s.fail_everything(std::make_exception_ptr(CancelledError(
                           "Pool.terminate: the pool was terminated before this task finished")),
                       deliveries);

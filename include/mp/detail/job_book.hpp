@@ -55,6 +55,10 @@ class JobBook {
   void close() {
     if (phase == Phase::running) phase = Phase::closed;
   }
+  // terminate(): false if the pool was terminated already.
+  bool begin_terminate() {
+    return phase != Phase::terminated && (phase = Phase::terminated, true);
+  }
   // The first half of join(), `lock` holding the owner's mutex: refuses a
   // running pool (ValueError naming `method`), then waits until every job
   // is done (imap's unfinished input gets nothing more) or the pool is
