@@ -1,0 +1,52 @@
+"""mpi4py.futures' MPIPoolExecutor: the peer of bench/bench_mpi.cpp.
+
+bench/run.py launches it as bench_mpi is launched, a master and two workers
+on this host, under Debian's interpreter (python3-mpi4py is built against
+the same Open MPI as mp::mpi):
+    scripts/mpirun.sh -n 3 /usr/bin/python3 -m mpi4py.futures bench/peers/mpi_peer.py
+The executor uses the two worker ranks that mpirun started. Options are
+mpi4py's defaults (its map's default chunksize is 1, its idle workers back
+off up to 1 ms), as a user meets them.
+"""
+import os
+import sys
+
+# The peer bench/peers/subprocess.py would shadow the standard module; the
+# worker ranks load this file too (as __mp_main__), so they strip it as well.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import time  # noqa: E402
+
+from mpi4py.futures import MPIPoolExecutor  # noqa: E402
+
+MAP_ITEMS = 200_000  # the same counts as bench_mpi.cpp
+CHUNKSIZE1_ITEMS = 20_000
+APPLY_CALLS = 2_000
+
+
+def square(x):
+    return x * x
+
+
+def ns_per_op(operations, body):
+    start = time.perf_counter_ns()
+    body()
+    return (time.perf_counter_ns() - start) / operations
+
+
+def main():
+    with MPIPoolExecutor() as executor:
+        list(executor.map(square, range(2_000)))  # the workers are up and have run the task once
+        print(f"RESULT mpi_map_200k python "
+              f"{ns_per_op(MAP_ITEMS, lambda: sum(executor.map(square, range(MAP_ITEMS)))):.1f} ns/op",
+              flush=True)
+        print(f"RESULT mpi_map_chunksize1 python "
+              f"{ns_per_op(CHUNKSIZE1_ITEMS, lambda: sum(executor.map(square, range(CHUNKSIZE1_ITEMS), chunksize=1))):.1f}"
+              " ns/op", flush=True)
+        print(f"RESULT mpi_apply_roundtrip python "
+              f"{ns_per_op(APPLY_CALLS, lambda: [executor.submit(square, i).result() for i in range(APPLY_CALLS)]):.1f}"
+              " ns/op", flush=True)
+
+
+if __name__ == "__main__":
+    main()
