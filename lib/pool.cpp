@@ -120,24 +120,6 @@ struct Delivery {
   std::exception_ptr error;  // null: succeeded with `payload`
 };
 
-// Makes `result` a failure record for the exception being handled.
-void describe_current_exception(std::string& result, ResultKind kind, std::uint32_t worker,
-                                std::uint64_t generation, std::uint64_t seq) {
-  begin_result(result, kind, worker, generation, seq);
-  capture_current_exception(result);
-}
-
-// The exception a failure record stands for; a record that does not decode
-// fails its task with that SerializationError instead.
-std::exception_ptr remote_failure(const ResultRecord& message, std::string_view context = {}) {
-  try {
-    return rethrowable(decode_exception_record(message.payload, "Pool: a worker's failure record"),
-                       "Pool: a worker's failure record", context);
-  } catch (...) {
-    return std::current_exception();
-  }
-}
-
 // `prefix` followed by what `cause` says, as an mp:: error: an OSError keeps
 // its errno, so that the caller can still tell EAGAIN from EMFILE.
 std::exception_ptr pool_failure(const std::string& prefix, const std::exception_ptr& cause) {
@@ -797,7 +779,7 @@ std::vector<int> PoolCore::worker_pids() const {
 }  // namespace detail
 
 Pool::Pool(PoolOptions options)
-    : core_(std::make_shared<detail::PoolCore>(options.processes.value_or(cpu_count()),
+    : MessagePoolMethods(std::make_shared<detail::PoolCore>(options.processes.value_or(cpu_count()),
                                                std::move(options.initializer),
                                                options.maxtasksperchild)) {}
 

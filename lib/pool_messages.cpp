@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "mp/detail/remote_exception.hpp"
 #include "mp/errors.hpp"
 
 namespace mp::detail {
@@ -85,5 +86,22 @@ ResultRecord decode_result(std::string_view record) {
   result.payload = reader.rest();
   return result;
 }
+
+void describe_current_exception(std::string& result, ResultKind kind, std::uint32_t worker,
+                                std::uint64_t generation, std::uint64_t seq) {
+  begin_result(result, kind, worker, generation, seq);
+  capture_current_exception(result);
+}
+
+std::exception_ptr remote_failure(const ResultRecord& message, std::string_view context) {
+  try {
+    return rethrowable(decode_exception_record(message.payload, "Pool: a worker's failure record"),
+                       "Pool: a worker's failure record", context);
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
+const CodeAddressCodec* code_address_codec = nullptr;
 
 }  // namespace mp::detail

@@ -390,6 +390,113 @@ class PoolMethods {
   Derived& self() { return static_cast<Derived&>(*this); }
 };
 
+// The submitting side of the pools whose tasks travel as messages (Pool on
+// forked workers, mpi::Pool on MPI ranks): each call encodes its callable and
+// items into PoolTask records and hands them to `Core`, which owns the
+// workers (detail::PoolCore, detail::MpiCore). Derived names its methods in
+// `method_names`.
+template <class Derived, class Core>
+class MessagePoolMethods : public PoolMethods<Derived> {
+  friend class PoolMethods<Derived>;
+
+ protected:
+  explicit MessagePoolMethods(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+  std::shared_ptr<Core> core_;
+
+ private:
+  // Each call checks its callable and types first (each check with its own
+  // message) and instantiates the rest only if they pass, so that no cereal
+  // or std::apply error follows the message.
+  template <class A, class B, class F, class... Args>
+  auto submit_apply(Callbacks<A, B> callbacks, F f, Args&&... args) {
+    if constexpr (check_pool_apply<F, std::decay_t<Args>...>())
+      return submit_checked_apply(std::move(callbacks), std::move(f), std::forward<Args>(args)...);
+  }
+  template <class A, class B, class F, class... Args>
+  auto submit_checked_apply(Callbacks<A, B> callbacks, F f, Args&&... args) {
+    using R = task_result_t<F, std::decay_t<Args>...>;
+    using Stored = std::conditional_t<std::is_void_v<R>, NoValue, R>;
+    auto state = std::make_shared<ResultState<Stored>>();
+    auto job = std::make_shared<ApplyJob<R>>(
+        state, to_callback_set<R>(std::move(callbacks)));
+    std::vector<PoolTask> tasks;
+    tasks.push_back(apply_task(f, std::forward<Args>(args)...));
+    core_->submit(std::move(job), std::move(tasks), true, Derived::method_names.apply_async);
+    return AsyncResult<R>(std::move(state));
+  }
+
+  template <bool Spread, class A, class B, class F, class Range>
+  auto submit_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
+                  const char* method) {
+    if constexpr (check_pool_map<F, range_item_t<Range>, Spread>())
+      return submit_checked_map<Spread>(std::move(callbacks), std::move(f),
+                                        std::forward<Range>(inputs), chunksize, method);
+  }
+  template <bool Spread, class A, class B, class F, class Range>
+  auto submit_checked_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
+                          const char* method) {
+    using Item = range_item_t<Range>;
+    using Value = chunk_result_t<F, Item, Spread>;
+    // Chunks are encoded straight from a sized random-access range; any other
+    // range is copied first, to count it.
+    auto submit_all = [&](auto& all) {
+      const std::size_t size = std::ranges::size(all);
+      if (chunksize == 0) chunksize = default_chunksize(size, core_->processes());
+      auto state = std::make_shared<ResultState<std::vector<Value>>>();
+      auto job = std::make_shared<MapJob<Value>>(
+          state, to_callback_set<std::vector<Value>>(std::move(callbacks)), size,
+          chunksize);
+      // Chunks go to the workers in batches as they are encoded, so that the
+      // workers start on the first ones while the rest are being encoded.
+      std::vector<PoolTask> tasks;
+      std::size_t batch_bytes = 0;
+      std::optional<std::uint64_t> id;
+      auto send = [&](bool sealed) {
+        if (!id)
+          id = core_->submit(job, std::move(tasks), sealed, method);
+        else
+          core_->add_tasks(*id, std::move(tasks), sealed, method);
+        tasks.clear();
+        batch_bytes = 0;
+      };
+      for (std::size_t first = 0, chunk = 0; first < size; first += chunksize, ++chunk) {
+        std::size_t count = std::min(size - first, chunksize);
+        tasks.push_back(make_task(chunk, &run_chunk<F, Item, Spread>, [&] {
+          return encode_chunk<Item>(
+              f, std::ranges::begin(all) + static_cast<std::ptrdiff_t>(first), count);
+        }));
+        batch_bytes += tasks.back().record.size();
+        if (batch_bytes >= submit_batch_bytes && first + count < size) send(false);
+      }
+      send(true);
+      return AsyncResult<std::vector<Value>>(std::move(state));
+    };
+    if constexpr (std::ranges::random_access_range<Range> && std::ranges::sized_range<Range>) {
+      return submit_all(inputs);
+    } else {
+      std::vector<Item> items(std::ranges::begin(inputs), std::ranges::end(inputs));
+      return submit_all(items);
+    }
+  }
+
+  template <class F, class Range>
+  auto submit_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
+                     const char* method) {
+    if constexpr (check_pool_map<F, range_item_t<Range>, false>())
+      return submit_checked_stream(std::move(f), std::forward<Range>(inputs), chunksize, ordered,
+                                   method);
+  }
+  template <class F, class Range>
+  auto submit_checked_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
+                             const char* method) {
+    using Value = chunk_result_t<F, range_item_t<Range>, false>;
+    return IMapIterator<Value, Core>(
+        core_, ordered,
+        map_feed(std::move(f), std::forward<Range>(inputs), chunksize, method), method);
+  }
+
+};
+
 }  // namespace detail
 
 // Pool (Python: multiprocessing.pool.Pool)
@@ -420,7 +527,7 @@ class PoolMethods {
 //  - a throwing callback does not kill the pool: its error becomes the result.
 // Blocking: apply/map/starmap block until done; join() waits for all submitted
 // work. Thread-safe: several threads may submit to one pool.
-class Pool : public detail::PoolMethods<Pool> {
+class Pool : public detail::MessagePoolMethods<Pool, detail::PoolCore> {
  public:
   Pool() : Pool(PoolOptions{}) {}
   explicit Pool(int processes) : Pool(PoolOptions{processes, {}, {}}) {}
@@ -438,101 +545,9 @@ class Pool : public detail::PoolMethods<Pool> {
 
  private:
   friend class detail::PoolMethods<Pool>;
+  friend class detail::MessagePoolMethods<Pool, detail::PoolCore>;
   static constexpr detail::PoolMethodNames method_names{
       "Pool.apply_async", "Pool.map", "Pool.starmap", "Pool.imap", "Pool.imap_unordered"};
-
-  // Each call checks its callable and types first (each check with its own
-  // message) and instantiates the rest only if they pass, so that no cereal
-  // or std::apply error follows the message.
-  template <class A, class B, class F, class... Args>
-  auto submit_apply(Callbacks<A, B> callbacks, F f, Args&&... args) {
-    if constexpr (detail::check_pool_apply<F, std::decay_t<Args>...>())
-      return submit_checked_apply(std::move(callbacks), std::move(f), std::forward<Args>(args)...);
-  }
-  template <class A, class B, class F, class... Args>
-  auto submit_checked_apply(Callbacks<A, B> callbacks, F f, Args&&... args) {
-    using R = detail::task_result_t<F, std::decay_t<Args>...>;
-    using Stored = std::conditional_t<std::is_void_v<R>, detail::NoValue, R>;
-    auto state = std::make_shared<detail::ResultState<Stored>>();
-    auto job = std::make_shared<detail::ApplyJob<R>>(
-        state, detail::to_callback_set<R>(std::move(callbacks)));
-    std::vector<detail::PoolTask> tasks;
-    tasks.push_back(detail::apply_task(f, std::forward<Args>(args)...));
-    core_->submit(std::move(job), std::move(tasks), true, method_names.apply_async);
-    return AsyncResult<R>(std::move(state));
-  }
-
-  template <bool Spread, class A, class B, class F, class Range>
-  auto submit_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
-                  const char* method) {
-    if constexpr (detail::check_pool_map<F, detail::range_item_t<Range>, Spread>())
-      return submit_checked_map<Spread>(std::move(callbacks), std::move(f),
-                                        std::forward<Range>(inputs), chunksize, method);
-  }
-  template <bool Spread, class A, class B, class F, class Range>
-  auto submit_checked_map(Callbacks<A, B> callbacks, F f, Range&& inputs, std::size_t chunksize,
-                          const char* method) {
-    using Item = detail::range_item_t<Range>;
-    using Value = detail::chunk_result_t<F, Item, Spread>;
-    // Chunks are encoded straight from a sized random-access range; any other
-    // range is copied first, to count it.
-    auto submit_all = [&](auto& all) {
-      const std::size_t size = std::ranges::size(all);
-      if (chunksize == 0) chunksize = detail::default_chunksize(size, processes());
-      auto state = std::make_shared<detail::ResultState<std::vector<Value>>>();
-      auto job = std::make_shared<detail::MapJob<Value>>(
-          state, detail::to_callback_set<std::vector<Value>>(std::move(callbacks)), size,
-          chunksize);
-      // Chunks go to the workers in batches as they are encoded, so that the
-      // workers start on the first ones while the rest are being encoded.
-      std::vector<detail::PoolTask> tasks;
-      std::size_t batch_bytes = 0;
-      std::optional<std::uint64_t> id;
-      auto send = [&](bool sealed) {
-        if (!id)
-          id = core_->submit(job, std::move(tasks), sealed, method);
-        else
-          core_->add_tasks(*id, std::move(tasks), sealed, method);
-        tasks.clear();
-        batch_bytes = 0;
-      };
-      for (std::size_t first = 0, chunk = 0; first < size; first += chunksize, ++chunk) {
-        std::size_t count = std::min(size - first, chunksize);
-        tasks.push_back(detail::make_task(chunk, &detail::run_chunk<F, Item, Spread>, [&] {
-          return detail::encode_chunk<Item>(
-              f, std::ranges::begin(all) + static_cast<std::ptrdiff_t>(first), count);
-        }));
-        batch_bytes += tasks.back().record.size();
-        if (batch_bytes >= detail::submit_batch_bytes && first + count < size) send(false);
-      }
-      send(true);
-      return AsyncResult<std::vector<Value>>(std::move(state));
-    };
-    if constexpr (std::ranges::random_access_range<Range> && std::ranges::sized_range<Range>) {
-      return submit_all(inputs);
-    } else {
-      std::vector<Item> items(std::ranges::begin(inputs), std::ranges::end(inputs));
-      return submit_all(items);
-    }
-  }
-
-  template <class F, class Range>
-  auto submit_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
-                     const char* method) {
-    if constexpr (detail::check_pool_map<F, detail::range_item_t<Range>, false>())
-      return submit_checked_stream(std::move(f), std::forward<Range>(inputs), chunksize, ordered,
-                                   method);
-  }
-  template <class F, class Range>
-  auto submit_checked_stream(F f, Range&& inputs, std::size_t chunksize, bool ordered,
-                             const char* method) {
-    using Value = detail::chunk_result_t<F, detail::range_item_t<Range>, false>;
-    return IMapIterator<Value>(
-        core_, ordered,
-        detail::map_feed(std::move(f), std::forward<Range>(inputs), chunksize, method), method);
-  }
-
-  std::shared_ptr<detail::PoolCore> core_;
 };
 
 // ThreadPool (Python: multiprocessing.pool.ThreadPool, multiprocessing.dummy.Pool)

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <string_view>
 
@@ -51,5 +52,33 @@ void begin_result(std::string& out, ResultKind kind, std::uint32_t worker,
 void stamp_run_time(std::string& result, std::uint64_t run_ns);
 // Throws SerializationError if the record is malformed.
 ResultRecord decode_result(std::string_view record);
+
+// Makes `result` a failure record (kind failed or initializer_failed) for
+// the exception being handled. Call it inside a catch block.
+void describe_current_exception(std::string& result, ResultKind kind, std::uint32_t worker,
+                                std::uint64_t generation, std::uint64_t seq);
+// The exception a failure record stands for, `context` in front of its
+// message; a record that does not decode gives that SerializationError.
+std::exception_ptr remote_failure(const ResultRecord& message, std::string_view context = {});
+
+// How a code address (a function pointer, a runner) travels. Without a codec
+// (null, the default) it is the raw address, which holds in the forks of
+// this process. Between processes that load the same binary at different
+// addresses (MPI ranks under PIE and ASLR), mpi::Pool installs one that
+// writes (module, offset) and resolves it in the receiver's own layout.
+struct CodeAddressCodec {
+  std::uint64_t (*encode)(std::uintptr_t address);
+  std::uintptr_t (*decode)(std::uint64_t code);  // throws SerializationError if unknown
+};
+extern const CodeAddressCodec* code_address_codec;
+
+inline std::uint64_t encode_code_address(std::uintptr_t address) {
+  const CodeAddressCodec* codec = code_address_codec;
+  return codec ? codec->encode(address) : address;
+}
+inline std::uintptr_t decode_code_address(std::uint64_t code) {
+  const CodeAddressCodec* codec = code_address_codec;
+  return codec ? codec->decode(code) : static_cast<std::uintptr_t>(code);
+}
 
 }  // namespace mp::detail

@@ -211,7 +211,7 @@ constexpr bool check_pool_map() {
 template <class F>
 void save_callable(OutputArchive& archive, const F& f) {
   if constexpr (is_function_pointer_v<F>) {
-    archive(reinterpret_cast<std::uintptr_t>(f));
+    archive(encode_code_address(reinterpret_cast<std::uintptr_t>(f)));
   } else if constexpr (!is_stateless_callable_v<F>) {
     archive(f);
   }
@@ -220,9 +220,9 @@ void save_callable(OutputArchive& archive, const F& f) {
 template <class F>
 F load_callable(InputArchive& archive) {
   if constexpr (is_function_pointer_v<F>) {
-    std::uintptr_t address = 0;
-    archive(address);
-    return reinterpret_cast<F>(address);
+    std::uint64_t code = 0;
+    archive(code);
+    return reinterpret_cast<F>(decode_code_address(code));
   } else {
     F f{};
     if constexpr (!is_stateless_callable_v<F>) archive(f);

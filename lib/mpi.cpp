@@ -1,0 +1,653 @@
+// lib/mpi.cpp: mp::mpi::Pool's engine (MpiCore): the master's side on rank 0
+// and the workers' loop on ranks >= 1.
+// Invariants:
+//  - MPI is initialized with MPI_THREAD_SERIALIZED and every MPI call after
+//    start-up is made with State::mutex held (the master thread's, and a
+//    submitting thread's own sends), so calls never overlap; a submit sends
+//    its tasks itself, without waking another thread first;
+//  - a worker holds at most chunks_in_flight tasks; the master knows which,
+//    by seq, so a result is matched to its task and anything it does not
+//    expect (a cancelled task, a lost worker's late result) is dropped;
+//  - a worker rank sends nothing after its stop acknowledgement, and the
+//    master thread ends only once every rank has acknowledged or is lost, so
+//    MPI_Finalize finds no message in flight from a live rank;
+//  - idle polling backs off to sleeps (MPI's own waits would spin a core):
+//    a poller spins for spin_before_sleep after its last message, then sleeps
+//    1 us, 2 us, ... up to PoolOptions::idle_sleep_max.
+#include <mpi.h>
+#include <sys/prctl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "mp/detail/futex.hpp"
+#include "mp/detail/pool_messages.hpp"
+#include "mp/detail/syscall.hpp"
+#include "mp/mpi.hpp"
+
+namespace mp::detail {
+namespace {
+
+enum Tag : int { tag_task = 1, tag_result = 2, tag_stop = 3, tag_ready = 4 };
+
+constexpr auto spin_before_sleep = std::chrono::microseconds(200);
+
+std::string mpi_error_text(int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
+  return std::string(text, static_cast<std::size_t>(length));
+}
+
+// Throws mp::ProcessError naming the call and the peer rank (-1: none).
+void mpi_check(int code, const char* call, int peer = -1) {
+  if (code == MPI_SUCCESS) return;
+  std::string message = std::string("mpi::Pool: ") + call;
+  if (peer >= 0) message += " with rank " + std::to_string(peer);
+  throw ProcessError(message + " failed: " + mpi_error_text(code));
+}
+
+// A sleep's timer slack is 50 us by default: an idle poller that asks for
+// 1 us would sleep 50.
+void tighten_timer_slack() {
+  check("prctl", [] { return ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); }, "mpi::Pool");
+}
+
+// How long an idle poller pauses before its next poll: zero while it spins.
+class Backoff {
+ public:
+  explicit Backoff(std::chrono::microseconds max) : max_(max) {}
+  void reset() { idle_ = false; }
+  std::chrono::microseconds next() {
+    auto now = Clock::now();
+    if (!idle_) {
+      idle_ = true;
+      idle_since_ = now;
+      sleep_ = std::chrono::microseconds(1);
+    }
+    if (now - idle_since_ < spin_before_sleep) return std::chrono::microseconds(0);
+    auto pause = sleep_;
+    sleep_ = std::min(2 * sleep_, max_);
+    return pause;
+  }
+
+ private:
+  std::chrono::microseconds max_;
+  std::chrono::microseconds sleep_{1};
+  bool idle_ = false;
+  Clock::time_point idle_since_{};
+};
+
+// Receives the message `status` announced into `buffer`.
+void receive(std::string& buffer, const MPI_Status& status) {
+  int count = 0;
+  mpi_check(MPI_Get_count(&status, MPI_BYTE, &count), "MPI_Get_count", status.MPI_SOURCE);
+  buffer.resize(static_cast<std::size_t>(count));
+  mpi_check(MPI_Recv(buffer.data(), count, MPI_BYTE, status.MPI_SOURCE, status.MPI_TAG,
+                     MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+            "MPI_Recv", status.MPI_SOURCE);
+}
+
+int message_size(std::size_t size, int peer) {
+  if (size > static_cast<std::size_t>(INT32_MAX))
+    throw ValueError("mpi::Pool: a message of " + std::to_string(size) + " bytes for rank " +
+                     std::to_string(peer) + " exceeds MPI's 2 GiB count; use smaller chunks");
+  return static_cast<int>(size);
+}
+
+void send(const std::string& message, int peer, int tag) {
+  mpi_check(MPI_Send(message.data(), message_size(message.size(), peer), MPI_BYTE, peer, tag,
+                     MPI_COMM_WORLD),
+            "MPI_Send", peer);
+}
+
+// Serves tasks from rank 0 until it says stop; runs no code of the caller's
+// main() after the Pool's constructor.
+[[noreturn]] void serve_as_worker(int rank, const mpi::PoolOptions& options) {
+  try {
+    tighten_timer_slack();
+    const auto worker = static_cast<std::uint32_t>(rank);
+    std::string message, result;
+    begin_result(result, ResultKind::succeeded, worker, 0, 0);
+    if (options.initializer) {
+      try {
+        options.initializer.function();
+      } catch (...) {
+        describe_current_exception(result, ResultKind::initializer_failed, worker, 0, 0);
+      }
+    }
+    send(result, 0, tag_ready);
+    Backoff backoff(options.idle_sleep_max);
+    for (;;) {
+      MPI_Status status;
+      int arrived = 0;
+      mpi_check(MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &arrived, &status), "MPI_Iprobe", 0);
+      if (!arrived) {
+        auto pause = backoff.next();
+        if (pause.count() > 0)
+          std::this_thread::sleep_for(pause);
+        else
+          cpu_relax();
+        continue;
+      }
+      backoff.reset();
+      receive(message, status);
+      if (status.MPI_TAG == tag_stop) break;
+      // terminate() sends a stop behind tasks this worker has not begun:
+      // they are dropped.
+      int stop_waiting = 0;
+      MPI_Status stop;
+      mpi_check(MPI_Iprobe(0, tag_stop, MPI_COMM_WORLD, &stop_waiting, &stop), "MPI_Iprobe", 0);
+      if (stop_waiting) {
+        receive(message, stop);
+        break;
+      }
+      TaskRecord task = decode_task(message);
+      begin_result(result, ResultKind::succeeded, worker, 0, task.seq);
+      const auto began = Clock::now();
+      try {
+        reinterpret_cast<Runner>(decode_code_address(task.runner))(task.payload, result);
+      } catch (...) {
+        describe_current_exception(result, ResultKind::failed, worker, 0, task.seq);
+      }
+      stamp_run_time(result, static_cast<std::uint64_t>(
+                                 std::chrono::nanoseconds(Clock::now() - began).count()));
+      send(result, 0, tag_result);
+    }
+    send(std::string(), 0, tag_stop);  // nothing more comes from this rank
+    MPI_Finalize();
+    std::exit(0);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mp::mpi::Pool worker rank %d: %s\n", rank, e.what());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    std::_Exit(1);
+  }
+}
+
+// Every rank's build fingerprint to every rank; true if all are rank 0's.
+// On a mismatch rank 0 gets the message naming the odd ranks.
+bool same_build_everywhere(int rank, int size, std::string& message) {
+  const std::string mine = build_fingerprint();
+  std::string all(fingerprint_bytes * static_cast<std::size_t>(size), '\0');
+  mpi_check(MPI_Allgather(mine.data(), static_cast<int>(fingerprint_bytes), MPI_BYTE, all.data(),
+                          static_cast<int>(fingerprint_bytes), MPI_BYTE, MPI_COMM_WORLD),
+            "MPI_Allgather");
+  std::string_view master = std::string_view(all).substr(0, fingerprint_bytes);
+  std::string odd;
+  for (int other = 1; other < size; ++other) {
+    std::string_view theirs =
+        std::string_view(all).substr(fingerprint_bytes * static_cast<std::size_t>(other),
+                                     fingerprint_bytes);
+    if (theirs == master) continue;
+    odd += (odd.empty() ? "" : ", ") + std::to_string(other) + " (" +
+           describe_fingerprint(theirs) + ")";
+  }
+  if (odd.empty()) return true;
+  if (rank == 0)
+    message = "mpi::Pool: every rank must run the same build, but rank(s) " + odd +
+              " differ from rank 0 (" + describe_fingerprint(master) +
+              "); tasks name code by its place in the binary, so launch one build everywhere "
+              "(the same path on every host, rebuilt nowhere in between)";
+  return false;
+}
+
+struct Pending {
+  std::uint64_t job;
+  PoolTask task;
+};
+
+struct InFlight {
+  std::uint64_t seq;
+  std::uint64_t job;
+  std::uint64_t index;
+  Runner runner;
+  std::shared_ptr<std::string> record;  // also held by its send until that completes
+};
+
+struct Outgoing {
+  int peer;
+  MPI_Request request;
+  std::shared_ptr<std::string> record;
+};
+
+struct WorkerRank {
+  std::deque<InFlight> in_flight;
+  Clock::time_point last_heard;  // its last message, or when it was last given work while idle
+  bool lost = false;
+  bool stop_sent = false;
+  bool stopped = false;
+};
+
+struct JobEntry {
+  std::shared_ptr<Job> job;
+  std::size_t outstanding = 0;
+  bool sealed = false;
+};
+
+enum class Phase { running, closed, terminated };
+
+struct Delivery {
+  std::uint64_t job_id;
+  std::shared_ptr<Job> job;
+  std::uint64_t index;
+  std::exception_ptr error;  // null: succeeded with the payload
+};
+
+}  // namespace
+
+struct MpiCore::State {
+  State(int size, const mpi::PoolOptions& options)
+      : options(options), ranks(static_cast<std::size_t>(size - 1)) {}
+
+  const mpi::PoolOptions options;
+  std::mutex mutex;                  // the state below, and every MPI call
+  std::condition_variable wake;      // the master thread: tasks or a stop to send
+  std::condition_variable changed;   // jobs finished
+  Phase phase = Phase::running;
+  bool stopping = false;
+  bool joined = false;
+  std::exception_ptr broken;
+  std::vector<WorkerRank> ranks;     // rank r is ranks[r - 1]
+  std::deque<Pending> pending;
+  std::vector<Outgoing> outgoing;
+  std::unordered_map<std::uint64_t, JobEntry> jobs;
+  std::uint64_t next_job = 1;
+  std::uint64_t next_seq = 1;
+  std::thread master;
+
+  void isend(std::shared_ptr<std::string> record, int peer, int tag) {
+    MPI_Request request;
+    mpi_check(MPI_Isend(record->data(), message_size(record->size(), peer), MPI_BYTE, peer, tag,
+                        MPI_COMM_WORLD, &request),
+              "MPI_Isend", peer);
+    outgoing.push_back(Outgoing{peer, request, std::move(record)});
+  }
+
+  // Sends pending tasks to the least loaded ranks with room. Mutex held.
+  void pump() {
+    while (!pending.empty()) {
+      WorkerRank* target = nullptr;
+      int peer = 0;
+      for (std::size_t i = 0; i < ranks.size(); ++i) {
+        WorkerRank& rank = ranks[i];
+        if (rank.lost || rank.stop_sent ||
+            rank.in_flight.size() >= static_cast<std::size_t>(options.chunks_in_flight))
+          continue;
+        if (!target || rank.in_flight.size() < target->in_flight.size()) {
+          target = &rank;
+          peer = static_cast<int>(i + 1);
+        }
+      }
+      if (!target) return;
+      Pending next = std::move(pending.front());
+      pending.pop_front();
+      const std::uint64_t seq = next_seq++;
+      seal_task(next.task.record, seq,
+                encode_code_address(reinterpret_cast<std::uintptr_t>(next.task.runner)));
+      auto record = std::make_shared<std::string>(std::move(next.task.record));
+      if (target->in_flight.empty()) target->last_heard = Clock::now();
+      isend(record, peer, tag_task);
+      target->in_flight.push_back(
+          InFlight{seq, next.job, next.task.index, next.task.runner, std::move(record)});
+    }
+  }
+
+  // Forgets the sends that are complete. Mutex held.
+  void reap_sends() {
+    std::erase_if(outgoing, [](Outgoing& out) {
+      int done = 0;
+      mpi_check(MPI_Test(&out.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      return done != 0;
+    });
+  }
+
+  bool stops_to_send() const {
+    return stopping && std::any_of(ranks.begin(), ranks.end(),
+                                   [](const WorkerRank& rank) { return !rank.stop_sent; });
+  }
+
+  bool waiting_for_workers() const {
+    if (!outgoing.empty()) return true;
+    return std::any_of(ranks.begin(), ranks.end(), [&](const WorkerRank& rank) {
+      return !rank.lost && (!rank.in_flight.empty() || (rank.stop_sent && !rank.stopped));
+    });
+  }
+
+  // Recovery: a rank that owes tasks and has been silent too long is lost;
+  // its tasks go back to the front of the queue. Mutex held.
+  void find_lost_ranks(std::vector<Delivery>& deliveries) {
+    const auto now = Clock::now();
+    for (std::size_t i = 0; i < ranks.size(); ++i) {
+      WorkerRank& rank = ranks[i];
+      if (rank.lost || rank.in_flight.empty() || now - rank.last_heard < options.silence_timeout)
+        continue;
+      rank.lost = true;
+      std::fprintf(stderr,
+                   "mp::mpi::Pool: worker rank %zu has been silent for %lld ms while it owed %zu "
+                   "chunk(s): taken as lost, its chunks run on other ranks\n",
+                   i + 1, static_cast<long long>(options.silence_timeout.count()),
+                   rank.in_flight.size());
+      for (auto it = rank.in_flight.rbegin(); it != rank.in_flight.rend(); ++it)
+        pending.push_front(Pending{it->job, PoolTask{it->index, it->runner, *it->record}});
+      rank.in_flight.clear();
+      // A send to a rank that is gone may never complete: it is let go.
+      const int peer = static_cast<int>(i + 1);
+      std::erase_if(outgoing, [peer](Outgoing& out) {
+        if (out.peer != peer) return false;
+        MPI_Request_free(&out.request);
+        return true;
+      });
+      pump();
+    }
+    if (!pending.empty() &&
+        std::all_of(ranks.begin(), ranks.end(), [](const WorkerRank& r) { return r.lost; })) {
+      if (!broken)
+        broken = std::make_exception_ptr(
+            WorkerLost("mpi::Pool: every worker rank was lost (silent for longer than "
+                       "PoolOptions::silence_timeout)",
+                       -1));
+      fail_everything(broken, deliveries);
+    }
+  }
+
+  void fail_everything(const std::exception_ptr& error, std::vector<Delivery>& deliveries) {
+    for (WorkerRank& rank : ranks) {
+      for (InFlight& f : rank.in_flight)
+        deliveries.push_back(Delivery{f.job, jobs[f.job].job, f.index, error});
+      rank.in_flight.clear();
+    }
+    for (Pending& p : pending) deliveries.push_back(Delivery{p.job, jobs[p.job].job, p.task.index, error});
+    pending.clear();
+  }
+
+  void deliver(std::vector<Delivery>& deliveries, std::string_view payload = {}) {
+    for (Delivery& delivery : deliveries) {
+      if (delivery.error)
+        delivery.job->task_failed(delivery.index, delivery.error);
+      else
+        delivery.job->task_succeeded(delivery.index, payload);
+    }
+    std::lock_guard lock(mutex);
+    for (Delivery& delivery : deliveries) {
+      auto it = jobs.find(delivery.job_id);
+      if (it == jobs.end()) continue;
+      if (--it->second.outstanding == 0 && it->second.sealed) jobs.erase(it);
+    }
+    deliveries.clear();
+    changed.notify_all();
+  }
+
+  // A result from `peer`; the mutex held on entry, released on return.
+  void on_result(std::unique_lock<std::mutex>& lock, int peer, const std::string& message,
+                 std::vector<Delivery>& deliveries) {
+    ResultRecord result = decode_result(message);
+    WorkerRank& rank = ranks[static_cast<std::size_t>(peer - 1)];
+    rank.last_heard = Clock::now();
+    if (rank.lost) return;  // its tasks were sent again: this one is late
+    auto it = std::find_if(rank.in_flight.begin(), rank.in_flight.end(),
+                           [&](const InFlight& f) { return f.seq == result.seq; });
+    if (it == rank.in_flight.end()) return;  // cancelled by terminate()
+    std::exception_ptr error;
+    if (result.kind == ResultKind::failed) error = remote_failure(result);
+    deliveries.push_back(Delivery{it->job, jobs[it->job].job, it->index, error});
+    rank.in_flight.erase(it);
+    if (phase != Phase::terminated) pump();
+    lock.unlock();
+    deliver(deliveries, result.payload);
+  }
+
+  // Fails the outstanding work and all later submits with `error`.
+  void break_pool(std::exception_ptr error) noexcept {
+    try {
+      std::vector<Delivery> deliveries;
+      {
+        std::lock_guard lock(mutex);
+        if (!broken) broken = error;
+        fail_everything(broken, deliveries);
+        // Nothing more is expected from any rank: the master thread ends.
+        for (WorkerRank& rank : ranks) rank.lost = true;
+        outgoing.clear();
+      }
+      deliver(deliveries);
+    } catch (...) {
+      // Out of memory while failing the work: what was delivered stays so.
+    }
+  }
+
+  // The master thread: receives results and stop acknowledgements, sends
+  // stops, finds lost ranks. Ends once stopping and every rank has answered
+  // the stop or is lost.
+  void serve() {
+    try {
+      tighten_timer_slack();
+    } catch (...) {
+      // Only the first poll after idling is a little later.
+    }
+    std::string message;
+    std::vector<Delivery> deliveries;
+    Backoff backoff(options.idle_sleep_max);
+    for (;;) {
+      bool progressed = false;
+      try {
+        std::unique_lock lock(mutex);
+        if (stops_to_send()) {
+          for (std::size_t i = 0; i < ranks.size(); ++i) {
+            if (ranks[i].stop_sent) continue;
+            ranks[i].stop_sent = true;
+            isend(std::make_shared<std::string>(), static_cast<int>(i + 1), tag_stop);
+          }
+        }
+        reap_sends();
+        if (options.recover_lost_workers) find_lost_ranks(deliveries);
+        if (!deliveries.empty()) {
+          lock.unlock();
+          deliver(deliveries);
+          continue;
+        }
+        if (!waiting_for_workers()) {
+          if (stopping) return;
+          wake.wait(lock, [&] { return stopping || waiting_for_workers(); });
+          backoff.reset();
+          continue;
+        }
+        MPI_Status status;
+        int arrived = 0;
+        mpi_check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &arrived, &status),
+                  "MPI_Iprobe");
+        if (arrived) {
+          progressed = true;
+          receive(message, status);
+          if (status.MPI_TAG == tag_result) {
+            on_result(lock, status.MPI_SOURCE, message, deliveries);
+          } else if (status.MPI_TAG == tag_stop) {
+            ranks[static_cast<std::size_t>(status.MPI_SOURCE - 1)].stopped = true;
+          }
+        }
+      } catch (...) {
+        break_pool(std::current_exception());
+        continue;
+      }
+      if (progressed) {
+        backoff.reset();
+        continue;
+      }
+      auto pause = backoff.next();
+      if (pause.count() == 0) {
+        cpu_relax();
+      } else {
+        std::unique_lock lock(mutex);
+        wake.wait_for(lock, pause, [&] { return stops_to_send(); });
+      }
+    }
+  }
+};
+
+MpiCore::MpiCore(int& argc, char**& argv, const mpi::PoolOptions& options) {
+  if (options.chunks_in_flight < 1)
+    throw ValueError("mpi::Pool: PoolOptions::chunks_in_flight must be 1 or more, not " +
+                     std::to_string(options.chunks_in_flight));
+  if (options.silence_timeout.count() <= 0 || options.idle_sleep_max.count() <= 0)
+    throw ValueError("mpi::Pool: PoolOptions::silence_timeout and idle_sleep_max must be positive");
+  int initialized = 0;
+  mpi_check(MPI_Initialized(&initialized), "MPI_Initialized");
+  if (initialized)
+    throw ValueError("mpi::Pool: MPI is already initialized; the Pool initializes and finalizes "
+                     "it itself, once per run");
+  int provided = 0;
+  mpi_check(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  int rank = 0, size = 0;
+  mpi_check(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank");
+  mpi_check(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size");
+  if (provided < MPI_THREAD_SERIALIZED) {
+    MPI_Finalize();
+    throw ProcessError("mpi::Pool: this MPI does not support MPI_THREAD_SERIALIZED");
+  }
+  std::string mismatch;
+  if (!same_build_everywhere(rank, size, mismatch)) {
+    MPI_Finalize();
+    if (rank != 0) std::exit(1);
+    throw ProcessError(mismatch);
+  }
+  if (size < 2) {
+    MPI_Finalize();
+    throw ValueError("mpi::Pool: there is no worker rank: launch with mpirun -n 2 or more "
+                     "(rank 0 is the master, the others run the tasks)");
+  }
+  code_address_codec = &module_offset_codec;
+  if (rank != 0) serve_as_worker(rank, options);
+
+  state_ = std::make_unique<State>(size, options);
+  State& s = *state_;
+  // Every worker reports once its initializer has run (or thrown).
+  std::string message;
+  for (int ready = 1; ready < size; ++ready) {
+    MPI_Status status;
+    mpi_check(MPI_Probe(MPI_ANY_SOURCE, tag_ready, MPI_COMM_WORLD, &status), "MPI_Probe");
+    receive(message, status);
+    ResultRecord record = decode_result(message);
+    if (record.kind == ResultKind::initializer_failed && !s.broken)
+      s.broken = remote_failure(record, "mpi::Pool: the worker initializer threw ");
+  }
+  s.master = std::thread([&s] { s.serve(); });
+}
+
+MpiCore::~MpiCore() { shutdown(); }
+
+int MpiCore::processes() const noexcept { return static_cast<int>(state_->ranks.size()); }
+
+std::uint64_t MpiCore::submit(std::shared_ptr<Job> job, std::vector<PoolTask> tasks, bool sealed,
+                              const char* method) {
+  State& s = *state_;
+  std::lock_guard lock(s.mutex);
+  if (s.phase != Phase::running) throw ValueError(std::string(method) + ": Pool not running");
+  if (s.broken) std::rethrow_exception(s.broken);
+  std::uint64_t id = s.next_job++;
+  if (tasks.empty() && sealed) return id;
+  s.jobs.emplace(id, JobEntry{std::move(job), tasks.size(), sealed});
+  for (PoolTask& task : tasks) s.pending.push_back(Pending{id, std::move(task)});
+  s.pump();
+  s.wake.notify_one();
+  return id;
+}
+
+void MpiCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed,
+                        const char* method) {
+  State& s = *state_;
+  std::lock_guard lock(s.mutex);
+  auto it = s.jobs.find(job);
+  if (it == s.jobs.end() || s.joined || s.phase == Phase::terminated)
+    throw ValueError(std::string(method) +
+                     ": the pool was joined or terminated before the input was all submitted");
+  it->second.outstanding += tasks.size();
+  it->second.sealed = sealed;
+  for (PoolTask& task : tasks) s.pending.push_back(Pending{job, std::move(task)});
+  if (it->second.outstanding == 0 && sealed) s.jobs.erase(it);
+  s.pump();
+  s.wake.notify_one();
+}
+
+void MpiCore::close() {
+  std::lock_guard lock(state_->mutex);
+  if (state_->phase == Phase::running) state_->phase = Phase::closed;
+}
+
+void MpiCore::terminate() {
+  State& s = *state_;
+  std::vector<Delivery> deliveries;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.phase == Phase::terminated) return;
+    s.phase = Phase::terminated;
+    s.fail_everything(std::make_exception_ptr(CancelledError(
+                          "mpi::Pool.terminate: the pool was terminated before this task finished")),
+                      deliveries);
+  }
+  s.deliver(deliveries);
+}
+
+void MpiCore::join() {
+  State& s = *state_;
+  if (std::this_thread::get_id() == s.master.get_id())
+    throw ValueError("mpi::Pool.join: called from a callback, which runs in the pool's own thread");
+  {
+    std::unique_lock lock(s.mutex);
+    if (s.phase == Phase::running)
+      throw ValueError("mpi::Pool.join: the pool is still running; call close() or terminate() first");
+    if (s.joined) return;
+    for (auto& [id, entry] : s.jobs) entry.sealed = true;
+    std::erase_if(s.jobs, [](const auto& item) { return item.second.outstanding == 0; });
+    s.changed.wait(lock, [&] { return s.jobs.empty() || s.broken; });
+    s.stopping = true;
+    s.joined = true;
+    s.wake.notify_all();
+  }
+  s.master.join();
+  // Sends that never completed (to a lost rank) are let go.
+  for (Outgoing& out : s.outgoing) MPI_Request_free(&out.request);
+  s.outgoing.clear();
+  MPI_Finalize();
+}
+
+void MpiCore::shutdown() noexcept {
+  if (!state_) return;
+  try {
+    close();
+    join();
+  } catch (...) {
+    terminate();
+  }
+}
+
+}  // namespace mp::detail
+
+namespace mp::mpi {
+
+Pool::Pool(int& argc, char**& argv, PoolOptions options)
+    : MessagePoolMethods(std::make_shared<detail::MpiCore>(argc, argv, options)) {}
+
+Pool::~Pool() {
+  if (core_) core_->shutdown();
+}
+
+Pool& Pool::operator=(Pool&& other) noexcept {
+  if (this != &other) {
+    if (core_) core_->shutdown();
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
+
+void Pool::close() { core_->close(); }
+void Pool::terminate() { core_->terminate(); }
+void Pool::join() { core_->join(); }
+int Pool::processes() const { return core_->processes(); }
+
+}  // namespace mp::mpi
