@@ -28,24 +28,21 @@ def square(x):
     return x * x
 
 
-def ns_per_op(operations, body):
+def report(workload, operations, body):
+    """Runs body and prints its time per operation as the RESULT line bench/run.py reads."""
     start = time.perf_counter_ns()
     body()
-    return (time.perf_counter_ns() - start) / operations
+    print(f"RESULT {workload} python {(time.perf_counter_ns() - start) / operations:.1f} ns/op", flush=True)
 
 
 def main():
     with MPIPoolExecutor() as executor:
         list(executor.map(square, range(2_000)))  # the workers are up and have run the task once
-        print(f"RESULT mpi_map_200k python "
-              f"{ns_per_op(MAP_ITEMS, lambda: sum(executor.map(square, range(MAP_ITEMS)))):.1f} ns/op",
-              flush=True)
-        print(f"RESULT mpi_map_chunksize1 python "
-              f"{ns_per_op(CHUNKSIZE1_ITEMS, lambda: sum(executor.map(square, range(CHUNKSIZE1_ITEMS), chunksize=1))):.1f}"
-              " ns/op", flush=True)
-        print(f"RESULT mpi_apply_roundtrip python "
-              f"{ns_per_op(APPLY_CALLS, lambda: [executor.submit(square, i).result() for i in range(APPLY_CALLS)]):.1f}"
-              " ns/op", flush=True)
+        report("mpi_map_200k", MAP_ITEMS, lambda: sum(executor.map(square, range(MAP_ITEMS))))
+        report("mpi_map_chunksize1", CHUNKSIZE1_ITEMS,
+               lambda: sum(executor.map(square, range(CHUNKSIZE1_ITEMS), chunksize=1)))
+        report("mpi_apply_roundtrip", APPLY_CALLS,
+               lambda: [executor.submit(square, i).result() for i in range(APPLY_CALLS)])
 
 
 if __name__ == "__main__":
