@@ -424,8 +424,8 @@ def document(preamble, header, lines, missed, failures, plotted):
         "- mpi_*: mp::mpi::Pool under `mpirun -n 3` (a master and two worker ranks on this host, "
         "oversubscribed) beside mpi4py.futures' MPIPoolExecutor launched the same way "
         "(`python3 -m mpi4py.futures`, Debian's python3-mpi4py on the same Open MPI) and beside "
-        "mp::Pool(2) in one process (mp_pool): map of x*x over 200k items with each one's default "
-        "chunking (mpi4py's is 1), map of 20k items with chunksize 1, and apply round trips "
+        "mp::Pool(2) in one process (mp_pool): map of x*x with each one's default chunking "
+        "(200k items; 20k for mpi4py, whose default chunksize is 1), map of 20k items with chunksize 1, and apply round trips "
         "(submit().result() for mpi4py). A target of 0.667 vs mp_pool means mp::mpi takes at most "
         "1.5 times mp::Pool's time.",
         "",
