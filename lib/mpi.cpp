@@ -5,7 +5,8 @@
 //    start-up is made with State::mutex held (the master thread's, and a
 //    submitting thread's own sends), so calls never overlap; a submit sends
 //    its tasks itself, without waking another thread first;
-//  - a worker holds at most chunks_in_flight tasks; the master knows which,
+//  - a worker holds at most its window of tasks (chunks_in_flight, more for
+//    short tasks: see WorkerRank); the master knows which,
 //    by seq, so a result is matched to its task and anything it does not
 //    expect (a cancelled task, a lost worker's late result) is dropped;
 //  - a worker rank sends nothing after its stop acknowledgement, and the
@@ -28,6 +29,7 @@
 #include <unordered_map>
 
 #include "mp/detail/futex.hpp"
+#include "mp/detail/job_book.hpp"
 #include "mp/detail/pool_messages.hpp"
 #include "mp/detail/syscall.hpp"
 #include "mp/mpi.hpp"
@@ -37,7 +39,13 @@ namespace {
 
 enum Tag : int { tag_task = 1, tag_result = 2, tag_stop = 3, tag_ready = 4 };
 
-constexpr auto spin_before_sleep = std::chrono::microseconds(200);
+// Long enough to cover the gap between a result and the next task of a
+// caller that submits one task at a time. An empty probe already yields the
+// core inside Open MPI when the host is oversubscribed (mpirun
+// --oversubscribe sets mpi_yield_when_idle), so the spin adds no yield of its
+// own (measured with one: apply 1.1-1.8x mp::Pool's round trip; without,
+// 1.08-1.2x).
+constexpr auto spin_before_sleep = std::chrono::microseconds(1000);
 
 std::string mpi_error_text(int code) {
   char text[MPI_MAX_ERROR_STRING];
@@ -125,6 +133,7 @@ void send(const std::string& message, int peer, int tag) {
     }
     send(result, 0, tag_ready);
     Backoff backoff(options.idle_sleep_max);
+    Clock::time_point last_stop_check{};
     for (;;) {
       MPI_Status status;
       int arrived = 0;
@@ -141,13 +150,20 @@ void send(const std::string& message, int peer, int tag) {
       receive(message, status);
       if (status.MPI_TAG == tag_stop) break;
       // terminate() sends a stop behind tasks this worker has not begun:
-      // they are dropped.
-      int stop_waiting = 0;
-      MPI_Status stop;
-      mpi_check(MPI_Iprobe(0, tag_stop, MPI_COMM_WORLD, &stop_waiting, &stop), "MPI_Iprobe", 0);
-      if (stop_waiting) {
-        receive(message, stop);
-        break;
+      // they are dropped. Looked for at most once a millisecond: a probe that
+      // finds nothing costs a sched_yield inside Open MPI when oversubscribed
+      // (measured: map chunksize 1, 2 workers, went from 11-16 to 3.6-4.1 us a task;
+      // mp::Pool 3.1).
+      const auto now = Clock::now();
+      if (now - last_stop_check >= std::chrono::milliseconds(1)) {
+        last_stop_check = now;
+        int stop_waiting = 0;
+        MPI_Status stop;
+        mpi_check(MPI_Iprobe(0, tag_stop, MPI_COMM_WORLD, &stop_waiting, &stop), "MPI_Iprobe", 0);
+        if (stop_waiting) {
+          receive(message, stop);
+          break;
+        }
       }
       TaskRecord task = decode_task(message);
       begin_result(result, ResultKind::succeeded, worker, 0, task.seq);
@@ -198,10 +214,9 @@ bool same_build_everywhere(int rank, int size, std::string& message) {
   return false;
 }
 
-struct Pending {
-  std::uint64_t job;
-  PoolTask task;
-};
+using Pending = JobBook::Pending;
+using Delivery = JobBook::Delivery;
+using Phase = JobBook::Phase;
 
 struct InFlight {
   std::uint64_t seq;
@@ -217,7 +232,24 @@ struct Outgoing {
   std::shared_ptr<std::string> record;
 };
 
+// A worker is sent enough tasks for about queued_work of its recent task
+// length (as the fork Pool does), at least chunks_in_flight and at most
+// max_window: with short tasks, the master's reply to each result comes too
+// late for a worker that holds only a few (measured: map chunksize 1, 2
+// workers on a loaded 2-core host, 4 in flight 25-40 us a task, 16 in flight
+// 10 us).
+constexpr std::uint64_t queued_work_ns = 1'000'000;
+constexpr std::size_t max_window = 64;
+
 struct WorkerRank {
+  std::size_t window = 0;    // set from chunks_in_flight, then learnt
+  std::uint64_t run_ns = 0;  // its recent task length, on average; 0: none seen
+  void learn_run_time(std::uint64_t sample, std::size_t least) {
+    run_ns = run_ns == 0 ? sample : (3 * run_ns + sample) / 4;
+    window = std::clamp<std::size_t>(
+        static_cast<std::size_t>(queued_work_ns / std::max<std::uint64_t>(run_ns, 1)), least,
+        std::max(least, max_window));
+  }
   std::deque<InFlight> in_flight;
   Clock::time_point last_heard;  // its last message, or when it was last given work while idle
   bool lost = false;
@@ -225,40 +257,23 @@ struct WorkerRank {
   bool stopped = false;
 };
 
-struct JobEntry {
-  std::shared_ptr<Job> job;
-  std::size_t outstanding = 0;
-  bool sealed = false;
-};
-
-enum class Phase { running, closed, terminated };
-
-struct Delivery {
-  std::uint64_t job_id;
-  std::shared_ptr<Job> job;
-  std::uint64_t index;
-  std::exception_ptr error;  // null: succeeded with the payload
-};
-
 }  // namespace
 
-struct MpiCore::State {
+struct MpiCore::State : JobBook {
   State(int size, const mpi::PoolOptions& options)
-      : options(options), ranks(static_cast<std::size_t>(size - 1)) {}
+      : options(options), ranks(static_cast<std::size_t>(size - 1)) {
+    for (WorkerRank& rank : ranks) rank.window = static_cast<std::size_t>(options.chunks_in_flight);
+  }
 
   const mpi::PoolOptions options;
   std::mutex mutex;                  // the state below, and every MPI call
   std::condition_variable wake;      // the master thread: tasks or a stop to send
   std::condition_variable changed;   // jobs finished
-  Phase phase = Phase::running;
   bool stopping = false;
-  bool joined = false;
-  std::exception_ptr broken;
   std::vector<WorkerRank> ranks;     // rank r is ranks[r - 1]
-  std::deque<Pending> pending;
   std::vector<Outgoing> outgoing;
-  std::unordered_map<std::uint64_t, JobEntry> jobs;
-  std::uint64_t next_job = 1;
+  std::vector<MPI_Request> requests;  // reap_sends' scratch
+  std::vector<int> completed;
   std::uint64_t next_seq = 1;
   std::thread master;
 
@@ -278,7 +293,7 @@ struct MpiCore::State {
       for (std::size_t i = 0; i < ranks.size(); ++i) {
         WorkerRank& rank = ranks[i];
         if (rank.lost || rank.stop_sent ||
-            rank.in_flight.size() >= static_cast<std::size_t>(options.chunks_in_flight))
+            rank.in_flight.size() >= rank.window)
           continue;
         if (!target || rank.in_flight.size() < target->in_flight.size()) {
           target = &rank;
@@ -299,13 +314,21 @@ struct MpiCore::State {
     }
   }
 
-  // Forgets the sends that are complete. Mutex held.
+  // Forgets the sends that are complete. Mutex held. One MPI_Testsome for
+  // all: every MPI test runs Open MPI's progress engine once, which costs
+  // more than the test itself.
   void reap_sends() {
-    std::erase_if(outgoing, [](Outgoing& out) {
-      int done = 0;
-      mpi_check(MPI_Test(&out.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
-      return done != 0;
-    });
+    if (outgoing.empty()) return;
+    requests.clear();
+    for (const Outgoing& out : outgoing) requests.push_back(out.request);
+    completed.resize(requests.size());
+    int count = 0;
+    mpi_check(MPI_Testsome(static_cast<int>(requests.size()), requests.data(), &count,
+                           completed.data(), MPI_STATUSES_IGNORE),
+              "MPI_Testsome");
+    if (count <= 0) return;  // none, or MPI_UNDEFINED: no active request
+    for (int i = 0; i < count; ++i) outgoing[static_cast<std::size_t>(completed[static_cast<std::size_t>(i)])].record.reset();
+    std::erase_if(outgoing, [](const Outgoing& out) { return !out.record; });
   }
 
   bool stops_to_send() const {
@@ -363,25 +386,11 @@ struct MpiCore::State {
         deliveries.push_back(Delivery{f.job, jobs[f.job].job, f.index, error});
       rank.in_flight.clear();
     }
-    for (Pending& p : pending) deliveries.push_back(Delivery{p.job, jobs[p.job].job, p.task.index, error});
-    pending.clear();
+    fail_pending(error, deliveries);
   }
 
   void deliver(std::vector<Delivery>& deliveries, std::string_view payload = {}) {
-    for (Delivery& delivery : deliveries) {
-      if (delivery.error)
-        delivery.job->task_failed(delivery.index, delivery.error);
-      else
-        delivery.job->task_succeeded(delivery.index, payload);
-    }
-    std::lock_guard lock(mutex);
-    for (Delivery& delivery : deliveries) {
-      auto it = jobs.find(delivery.job_id);
-      if (it == jobs.end()) continue;
-      if (--it->second.outstanding == 0 && it->second.sealed) jobs.erase(it);
-    }
-    deliveries.clear();
-    changed.notify_all();
+    JobBook::deliver(deliveries, payload, mutex, changed);
   }
 
   // A result from `peer`; the mutex held on entry, released on return.
@@ -398,6 +407,7 @@ struct MpiCore::State {
     if (result.kind == ResultKind::failed) error = remote_failure(result);
     deliveries.push_back(Delivery{it->job, jobs[it->job].job, it->index, error});
     rank.in_flight.erase(it);
+    rank.learn_run_time(result.run_ns, static_cast<std::size_t>(options.chunks_in_flight));
     if (phase != Phase::terminated) pump();
     lock.unlock();
     deliver(deliveries, result.payload);
@@ -547,12 +557,7 @@ std::uint64_t MpiCore::submit(std::shared_ptr<Job> job, std::vector<PoolTask> ta
                               const char* method) {
   State& s = *state_;
   std::lock_guard lock(s.mutex);
-  if (s.phase != Phase::running) throw ValueError(std::string(method) + ": Pool not running");
-  if (s.broken) std::rethrow_exception(s.broken);
-  std::uint64_t id = s.next_job++;
-  if (tasks.empty() && sealed) return id;
-  s.jobs.emplace(id, JobEntry{std::move(job), tasks.size(), sealed});
-  for (PoolTask& task : tasks) s.pending.push_back(Pending{id, std::move(task)});
+  std::uint64_t id = s.enter_job(std::move(job), tasks, sealed, method);
   s.pump();
   s.wake.notify_one();
   return id;
@@ -562,21 +567,14 @@ void MpiCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sea
                         const char* method) {
   State& s = *state_;
   std::lock_guard lock(s.mutex);
-  auto it = s.jobs.find(job);
-  if (it == s.jobs.end() || s.joined || s.phase == Phase::terminated)
-    throw ValueError(std::string(method) +
-                     ": the pool was joined or terminated before the input was all submitted");
-  it->second.outstanding += tasks.size();
-  it->second.sealed = sealed;
-  for (PoolTask& task : tasks) s.pending.push_back(Pending{job, std::move(task)});
-  if (it->second.outstanding == 0 && sealed) s.jobs.erase(it);
+  s.enter_tasks(job, tasks, sealed, method);
   s.pump();
   s.wake.notify_one();
 }
 
 void MpiCore::close() {
   std::lock_guard lock(state_->mutex);
-  if (state_->phase == Phase::running) state_->phase = Phase::closed;
+  state_->JobBook::close();
 }
 
 void MpiCore::terminate() {
@@ -584,8 +582,7 @@ void MpiCore::terminate() {
   std::vector<Delivery> deliveries;
   {
     std::lock_guard lock(s.mutex);
-    if (s.phase == Phase::terminated) return;
-    s.phase = Phase::terminated;
+    if (!s.begin_terminate()) return;
     s.fail_everything(std::make_exception_ptr(CancelledError(
                           "mpi::Pool.terminate: the pool was terminated before this task finished")),
                       deliveries);
@@ -599,12 +596,7 @@ void MpiCore::join() {
     throw ValueError("mpi::Pool.join: called from a callback, which runs in the pool's own thread");
   {
     std::unique_lock lock(s.mutex);
-    if (s.phase == Phase::running)
-      throw ValueError("mpi::Pool.join: the pool is still running; call close() or terminate() first");
-    if (s.joined) return;
-    for (auto& [id, entry] : s.jobs) entry.sealed = true;
-    std::erase_if(s.jobs, [](const auto& item) { return item.second.outstanding == 0; });
-    s.changed.wait(lock, [&] { return s.jobs.empty() || s.broken; });
+    if (!s.wait_for_jobs(lock, s.changed, "mpi::Pool.join")) return;
     s.stopping = true;
     s.joined = true;
     s.wake.notify_all();
@@ -632,22 +624,5 @@ namespace mp::mpi {
 
 Pool::Pool(int& argc, char**& argv, PoolOptions options)
     : MessagePoolMethods(std::make_shared<detail::MpiCore>(argc, argv, options)) {}
-
-Pool::~Pool() {
-  if (core_) core_->shutdown();
-}
-
-Pool& Pool::operator=(Pool&& other) noexcept {
-  if (this != &other) {
-    if (core_) core_->shutdown();
-    core_ = std::move(other.core_);
-  }
-  return *this;
-}
-
-void Pool::close() { core_->close(); }
-void Pool::terminate() { core_->terminate(); }
-void Pool::join() { core_->join(); }
-int Pool::processes() const { return core_->processes(); }
 
 }  // namespace mp::mpi

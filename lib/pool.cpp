@@ -30,6 +30,7 @@
 
 #include "mp/detail/fd.hpp"
 #include "mp/detail/identity.hpp"
+#include "mp/detail/job_book.hpp"
 #include "mp/detail/pool_messages.hpp"
 #include "mp/detail/remote_exception.hpp"
 #include "mp/detail/shared_mapping.hpp"
@@ -62,10 +63,9 @@ constexpr std::size_t min_window = 2;
 constexpr std::size_t max_window = 64;
 constexpr std::uint64_t queued_work_ns = 1'000'000;
 
-struct Pending {
-  std::uint64_t job;
-  PoolTask task;
-};
+using Pending = JobBook::Pending;
+using Delivery = JobBook::Delivery;
+using Phase = JobBook::Phase;
 
 struct InFlight {
   std::uint64_t seq;
@@ -102,22 +102,6 @@ struct Worker {
     window = static_cast<std::size_t>(std::clamp<std::uint64_t>(
         queued_work_ns / std::max<std::uint64_t>(run_ns, 1), min_window, max_window));
   }
-};
-
-struct JobEntry {
-  std::shared_ptr<Job> job;
-  std::size_t outstanding = 0;
-  bool sealed = false;
-};
-
-enum class Phase { running, closed, terminated };
-
-// A delivery to make outside the lock: user callbacks may run.
-struct Delivery {
-  std::uint64_t job_id;
-  std::shared_ptr<Job> job;
-  std::uint64_t index;
-  std::exception_ptr error;  // null: succeeded with `payload`
 };
 
 // `prefix` followed by what `cause` says, as an mp:: error: an OSError keeps
@@ -165,7 +149,7 @@ std::size_t default_chunksize(std::size_t items, int processes) {
   return items / per + (items % per != 0 ? 1 : 0);
 }
 
-struct PoolCore::State {
+struct PoolCore::State : JobBook {
   State(int processes, std::function<void()> initializer, std::optional<int> maxtasks)
       : processes(processes),
         initializer(std::move(initializer)),
@@ -189,15 +173,9 @@ struct PoolCore::State {
 
   mutable std::mutex mutex;
   std::condition_variable changed;  // jobs finished, workers exited, spawning done
-  Phase phase = Phase::running;
-  bool joined = false;
   bool draining = false;  // join() is telling workers to exit: start no more
   bool stopping = false;
-  std::exception_ptr broken;  // the initializer failed: nothing can run
   std::vector<Worker> workers;
-  std::deque<Pending> pending;
-  std::unordered_map<std::uint64_t, JobEntry> jobs;
-  std::uint64_t next_job = 1;
   std::uint64_t next_seq = 1;
   int next_worker_name = 1;
   bool spawned_initial = false;
@@ -318,19 +296,7 @@ struct PoolCore::State {
   }
 
   void deliver(std::vector<Delivery>& deliveries, std::string_view payload = {}) {
-    for (Delivery& delivery : deliveries) {
-      if (delivery.error)
-        delivery.job->task_failed(delivery.index, delivery.error);
-      else
-        delivery.job->task_succeeded(delivery.index, payload);
-    }
-    std::lock_guard lock(mutex);
-    for (Delivery& delivery : deliveries) {
-      auto it = jobs.find(delivery.job_id);
-      if (it == jobs.end()) continue;
-      if (--it->second.outstanding == 0 && it->second.sealed) jobs.erase(it);
-    }
-    changed.notify_all();
+    JobBook::deliver(deliveries, payload, mutex, changed);
   }
 
   void on_task_result(const ResultRecord& message) {
@@ -360,11 +326,6 @@ struct PoolCore::State {
       worker.in_flight.clear();
     }
     fail_pending(error, deliveries);
-  }
-
-  void fail_pending(const std::exception_ptr& error, std::vector<Delivery>& deliveries) {
-    for (Pending& p : pending) deliveries.push_back(Delivery{p.job, jobs[p.job].job, p.task.index, error});
-    pending.clear();
   }
 
   void on_initializer_failed(const ResultRecord& message) {
@@ -647,12 +608,7 @@ std::uint64_t PoolCore::submit(std::shared_ptr<Job> job, std::vector<PoolTask> t
                                const char* method) {
   State& s = *state_;
   std::lock_guard lock(s.mutex);
-  if (s.phase != Phase::running) throw ValueError(std::string(method) + ": Pool not running");
-  if (s.broken) std::rethrow_exception(s.broken);
-  std::uint64_t id = s.next_job++;
-  if (tasks.empty() && sealed) return id;
-  s.jobs.emplace(id, JobEntry{std::move(job), tasks.size(), sealed});
-  for (PoolTask& task : tasks) s.pending.push_back(Pending{id, std::move(task)});
+  std::uint64_t id = s.enter_job(std::move(job), tasks, sealed, method);
   s.pump();
   return id;
 }
@@ -661,14 +617,7 @@ void PoolCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool se
                          const char* method) {
   State& s = *state_;
   std::lock_guard lock(s.mutex);
-  auto it = s.jobs.find(job);
-  if (it == s.jobs.end() || s.joined || s.phase == Phase::terminated)
-    throw ValueError(std::string(method) +
-                     ": the pool was joined or terminated before the input was all submitted");
-  it->second.outstanding += tasks.size();
-  it->second.sealed = sealed;
-  for (PoolTask& task : tasks) s.pending.push_back(Pending{job, std::move(task)});
-  if (it->second.outstanding == 0 && sealed) s.jobs.erase(it);
+  s.enter_tasks(job, tasks, sealed, method);
   s.pump();
 }
 
@@ -716,7 +665,7 @@ std::exception_ptr PoolCore::broken() const {
 
 void PoolCore::close() {
   std::lock_guard lock(state_->mutex);
-  if (state_->phase == Phase::running) state_->phase = Phase::closed;
+  state_->JobBook::close();
 }
 
 void PoolCore::terminate() {
@@ -724,8 +673,7 @@ void PoolCore::terminate() {
   std::vector<Delivery> deliveries;
   {
     std::lock_guard lock(s.mutex);
-    if (s.phase == Phase::terminated) return;
-    s.phase = Phase::terminated;
+    if (!s.begin_terminate()) return;
     s.fail_everything(std::make_exception_ptr(CancelledError(
                           "Pool.terminate: the pool was terminated before this task finished")),
                       deliveries);
@@ -739,13 +687,7 @@ void PoolCore::join() {
   if (std::this_thread::get_id() == s.result_thread.get_id())
     throw ValueError("Pool.join: called from a callback, which runs in the pool's own thread");
   std::unique_lock lock(s.mutex);
-  if (s.phase == Phase::running)
-    throw ValueError("Pool.join: the pool is still running; call close() or terminate() first");
-  if (s.joined) return;
-  // Jobs whose input is not all submitted (imap) get nothing more.
-  for (auto& [id, entry] : s.jobs) entry.sealed = true;
-  std::erase_if(s.jobs, [](const auto& item) { return item.second.outstanding == 0; });
-  s.changed.wait(lock, [&] { return s.jobs.empty() || s.broken; });
+  if (!s.wait_for_jobs(lock, s.changed, "Pool.join")) return;
   s.draining = true;
   for (Worker& worker : s.workers)
     if (worker.alive) put_stop(*worker.tasks);
@@ -780,25 +722,9 @@ std::vector<int> PoolCore::worker_pids() const {
 
 Pool::Pool(PoolOptions options)
     : MessagePoolMethods(std::make_shared<detail::PoolCore>(options.processes.value_or(cpu_count()),
-                                               std::move(options.initializer),
-                                               options.maxtasksperchild)) {}
+                                                            std::move(options.initializer),
+                                                            options.maxtasksperchild)) {}
 
-Pool::~Pool() {
-  if (core_) core_->shutdown();
-}
-
-Pool& Pool::operator=(Pool&& other) noexcept {
-  if (this != &other) {
-    if (core_) core_->shutdown();
-    core_ = std::move(other.core_);
-  }
-  return *this;
-}
-
-void Pool::close() { core_->close(); }
-void Pool::terminate() { core_->terminate(); }
-void Pool::join() { core_->join(); }
-int Pool::processes() const { return core_->processes(); }
 std::vector<int> Pool::worker_pids() const { return core_->worker_pids(); }
 
 }  // namespace mp

@@ -399,6 +399,25 @@ template <class Derived, class Core>
 class MessagePoolMethods : public PoolMethods<Derived> {
   friend class PoolMethods<Derived>;
 
+ public:
+  // The destructor is close() + join(); see each pool for what they wait for.
+  ~MessagePoolMethods() {
+    if (core_) core_->shutdown();
+  }
+  MessagePoolMethods(MessagePoolMethods&&) noexcept = default;
+  MessagePoolMethods& operator=(MessagePoolMethods&& other) noexcept {
+    if (this != &other) {
+      if (core_) core_->shutdown();
+      core_ = std::move(other.core_);
+    }
+    return *this;
+  }
+
+  void close() { core_->close(); }
+  void terminate() { core_->terminate(); }
+  void join() { core_->join(); }  // ValueError unless closed or terminated
+  int processes() const { return core_->processes(); }
+
  protected:
   explicit MessagePoolMethods(std::shared_ptr<Core> core) : core_(std::move(core)) {}
   std::shared_ptr<Core> core_;
@@ -532,15 +551,9 @@ class Pool : public detail::MessagePoolMethods<Pool, detail::PoolCore> {
   Pool() : Pool(PoolOptions{}) {}
   explicit Pool(int processes) : Pool(PoolOptions{processes, {}, {}}) {}
   explicit Pool(PoolOptions options);
-  ~Pool();
-  Pool(Pool&&) noexcept = default;
-  Pool& operator=(Pool&&) noexcept;
 
-  void close();
-  void terminate();
-  void join();  // ValueError unless closed or terminated
-
-  int processes() const;
+  // close(), terminate(), join() (ValueError unless closed or terminated),
+  // processes(): see MessagePoolMethods.
   std::vector<int> worker_pids() const;  // live workers, for diagnostics
 
  private:

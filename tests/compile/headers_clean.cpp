@@ -4,6 +4,7 @@
 // -Werror). A warning in a header warns in every includer, whose own flags
 // mp does not choose.
 #include <mp/mp.hpp>
+#include <mp/mpi.hpp>  // not in mp.hpp: it needs libmp_mpi to link
 
 #include <chrono>
 #include <string>
@@ -115,4 +116,16 @@ void headers_clean_instantiations() {
   mp::subprocess::Popen popen({"true"}, {.out = mp::subprocess::PIPE});
   (void)popen.wait(1s);
   (void)mp::subprocess::run({"true"}, {.capture_output = true, .timeout = 1s});
+}
+
+void headers_clean_mpi(int& argc, char**& argv);
+void headers_clean_mpi(int& argc, char**& argv) {
+  using namespace std::chrono_literals;
+  mp::mpi::Pool pool(argc, argv, {.initializer = nothing, .chunks_in_flight = 2});
+  (void)pool.apply(add, 1, 2);
+  (void)pool.map(Scaled{2.0}, std::vector<double>{1.0});
+  (void)pool.starmap_async(add, std::vector<std::tuple<int, int>>{{1, 2}}).get(1s);
+  for (int value : pool.imap_unordered(square, std::vector<int>{1})) (void)value;
+  pool.close();
+  pool.join();
 }
