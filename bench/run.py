@@ -484,7 +484,12 @@ def update_doc(header, lines, info, errors):
     benches = ", ".join(info["only"])
     note = (f"{UPDATE}{benches} updated by `bench/run.py --only {benches} --update` "
             + run_description(info))
-    preamble = [line for line in old["preamble"] if not line.startswith(UPDATE + benches + " ")]
+    preamble = []
+    for line in old["preamble"]:  # an earlier update line of these benches goes, with its blank line
+        if preamble and preamble[-1].startswith(UPDATE + benches + " ") and not line:
+            preamble.pop()
+        else:
+            preamble.append(line)
     at = next((i for i, line in enumerate(preamble) if line.startswith(VALUES_NOTE)), len(preamble))
     preamble[at:at] = [note, ""]
     failures = ([line for line in old["failures"] if not line.startswith(f"- {benches}: ")]
