@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,21 @@ struct Outcome {
   std::string err;
 };
 
-Outcome run(std::vector<std::string> argv, std::chrono::milliseconds timeout = 120s) {
+// The ranks inherit this environment. Under AddressSanitizer, leak checking
+// is off in them: Open MPI never frees what MPI_Init allocates (about 120 KB
+// in 3400 blocks, in libmpi, libopen-pal, hwloc and its dlclosed
+// components, none in mp), which LeakSanitizer would report at every exit.
+void prepare_environment() {
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  std::string options = asan ? asan : "";
+  if (options.find("detect_leaks=0") == std::string::npos)
+    ::setenv("ASAN_OPTIONS", (options.empty() ? "" : options + ":").append("detect_leaks=0").c_str(), 1);
+}
+
+Outcome run(std::vector<std::string> argv, std::chrono::milliseconds timeout = 120s) {
+  prepare_environment();
   test_support::Program program(std::move(argv), true);
   int status = program.wait(timeout);
   return {status, program.out(), program.err()};
@@ -89,8 +102,7 @@ TEST_CASE("two different builds in one job are refused, naming the odd ranks") {
 
 TEST_CASE("a killed worker ends the job at once, with a message naming its rank") {
   std::vector<std::string> argv = mpirun(3, {scenarios, "kill"});
-  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  prepare_environment();
   test_support::Program program(argv, true);
   auto line = program.read_line(60s);
   while (line && line->rfind("killing", 0) != 0) line = program.read_line(60s);
