@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Runs a sample and checks it: exit code 0 and every pattern found in its
-output. Usage: check-sample.py <program> <regex>..."""
+output. Usage: check-sample.py [--launch 'COMMAND ARGS'] <program> <regex>...
+--launch prefixes the program with a launcher (scripts/mpirun.sh -n 3)."""
 import re
+import shlex
 import subprocess
 import sys
 
-program, patterns = sys.argv[1], sys.argv[2:]
+args = sys.argv[1:]
+launcher = []
+if args[:1] == ["--launch"]:
+    launcher, args = shlex.split(args[1]), args[2:]
+program, patterns = args[0], args[1:]
 try:
-    run = subprocess.run([program], capture_output=True, text=True, timeout=240)
+    run = subprocess.run(launcher + [program], capture_output=True, text=True, timeout=240)
 except subprocess.TimeoutExpired:
     print(f"FAIL: {program} did not finish in 240 s")
     sys.exit(1)
