@@ -55,10 +55,9 @@ struct PoolOptions {
   // The longest sleep of an idle worker between two polls (MPI's own waits
   // would spin a core at 100 %). A poller spins for 1 ms after its last
   // message, then sleeps 1 us, 2 us, ... up to this. Longer costs less CPU
-  // when idle and more latency on the first task after idling (measured with
-  // 1 ms: 2-4 % of a core per idle worker, first apply after 12 s idle
-  // 1.3 ms; the master thread sleeps on a condition variable when nothing
-  // is outstanding, 0 %).
+  // when idle and more latency on the first task after idling (the measured
+  // trade-off: docs/cluster.md, "Idle CPU against wake-up latency"). The
+  // master thread sleeps on a condition variable when nothing is outstanding.
   std::chrono::microseconds idle_sleep_max{1000};
 };
 
