@@ -43,8 +43,7 @@ enum Tag : int { tag_task = 1, tag_result = 2, tag_stop = 3, tag_ready = 4 };
 // caller that submits one task at a time. An empty probe already yields the
 // core inside Open MPI when the host is oversubscribed (mpirun
 // --oversubscribe sets mpi_yield_when_idle), so the spin adds no yield of its
-// own (measured with one: apply 1.1-1.8x mp::Pool's round trip; without,
-// 1.08-1.2x).
+// own (docs/cluster.md, "Why the engine's other constants").
 constexpr auto spin_before_sleep = std::chrono::microseconds(1000);
 
 std::string mpi_error_text(int code) {
@@ -152,8 +151,7 @@ void send(const std::string& message, int peer, int tag) {
       // terminate() sends a stop behind tasks this worker has not begun:
       // they are dropped. Looked for at most once a millisecond: a probe that
       // finds nothing costs a sched_yield inside Open MPI when oversubscribed
-      // (measured: map chunksize 1, 2 workers, went from 11-16 to 3.6-4.1 us a task;
-      // mp::Pool 3.1).
+      // (docs/cluster.md has what checking at every task cost).
       const auto now = Clock::now();
       if (now - last_stop_check >= std::chrono::milliseconds(1)) {
         last_stop_check = now;
@@ -235,9 +233,8 @@ struct Outgoing {
 // A worker is sent enough tasks for about queued_work of its recent task
 // length (as the fork Pool does), at least chunks_in_flight and at most
 // max_window: with short tasks, the master's reply to each result comes too
-// late for a worker that holds only a few (measured: map chunksize 1, 2
-// workers on a loaded 2-core host, 4 in flight 25-40 us a task, 16 in flight
-// 10 us).
+// late for a worker that holds only a few (docs/cluster.md, "Why the
+// engine's other constants").
 constexpr std::uint64_t queued_work_ns = 1'000'000;
 constexpr std::size_t max_window = 64;
 
