@@ -403,11 +403,8 @@ std::ptrdiff_t ConnectionState::read_now(std::span<iovec> parts, std::string_vie
 // this long: a reply often comes within microseconds, while a thread that
 // sleeps pays a wake-up, tens of microseconds on an idle VM CPU (a round trip
 // is two of them: pipe_pingpong in make bench). The SpinPolicy stops it when
-// it stops paying, so an idle receiver burns no CPU. Measured on 2 vCPUs
-// (pipe round trip; TCP alike): quiet, 40 us without the spin and 4.5 us
-// with it; beside one CPU hog, 10 us without and 17.5 us with it, since the
-// spinner holds a CPU that the sender needs. A 50 us spin was no faster when
-// quiet and cost 20 us beside the hog; 10 us was too short for TCP.
+// it stops paying, so an idle receiver burns no CPU. Why 20 us, measured
+// quiet and beside a CPU hog: docs/design.md, "A short spin before sleeping".
 constexpr std::chrono::microseconds receive_spin{20};
 
 // `attempt` reads or peeks without blocking; the spin ends with its first
