@@ -1118,7 +1118,8 @@ TEST_CASE("read ahead: several messages in one read are returned one by one, and
     CHECK(kernel_queued(conn.fileno()) == 0);  // the rest was read ahead, with the first
     CHECK(conn.poll());                        // and poll counts it
     CHECK(mp::wait({conn.fileno()}, 0s) == std::vector<int>{conn.fileno()});
-    CHECK(conn.recv_bytes() == "");
+    CHECK(recv_within(conn, 10s) == "");
+    REQUIRE(conn.poll(10s));
     CHECK(conn.recv_bytes(1000) == pattern(1000));
     // Part of the fourth is held: not ready until the rest comes.
     CHECK_FALSE(conn.poll(50ms));
@@ -1136,12 +1137,14 @@ TEST_CASE("read ahead: a bounded receive refuses a longer message and keeps it")
   auto [conn, writer] = raw_peer(true);
   mp::detail::read_ahead(conn);
   write_raw(writer, frame("0123456789") + frame("next"));
-  CHECK(conn.poll(5s, 4));
+  REQUIRE(conn.poll(10s, 4));
   CHECK(error_text<mp::OSError>([&] { conn.recv_bytes(4); }).find("bad message length") !=
         std::string::npos);
+  REQUIRE(conn.poll(10s));
   CHECK(conn.recv_bytes(10) == "0123456789");
-  CHECK(conn.recv_bytes(10) == "next");
   ::close(writer);
+  REQUIRE(conn.poll(10s));
+  CHECK(conn.recv_bytes(10) == "next");
 }
 
 TEST_CASE("read ahead: messages larger than what one read takes arrive whole, in order") {
@@ -1151,19 +1154,22 @@ TEST_CASE("read ahead: messages larger than what one read takes arrive whole, in
   const std::size_t sizes[] = {65531, 65532, 65533, 200'000, 4 << 20};
   auto [a, b] = Pipe();
   mp::detail::read_ahead(a);
-  std::thread sender([&, b = b]() mutable {
+  Child sender([&, b = b]() mutable {
     for (std::size_t size : sizes) {
       b.send_bytes(pattern(size));
       b.send_bytes("after " + std::to_string(size));
     }
+    return 0;
   });
+  b.close();
   for (std::size_t size : sizes) {
     CAPTURE(size);
-    CHECK(recv_within(a) == pattern(size));
-    CHECK(recv_within(a) == "after " + std::to_string(size));
+    CHECK(recv_within(a, 10s) == pattern(size));
+    CHECK(recv_within(a, 10s) == "after " + std::to_string(size));
   }
-  sender.join();
-  CHECK_FALSE(a.poll());
+  CHECK(sender.join() == 0);
+  CHECK(a.poll(10s));
+  CHECK_THROWS_AS(a.recv_bytes(), mp::EOFError);
 }
 
 TEST_CASE("read ahead: a peer that dies inside a message gives an error, then EOFError") {
