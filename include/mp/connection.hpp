@@ -63,7 +63,9 @@ void read_ahead(Connection& connection);
 // the buffer is full, since its sender is blocked mid-message; the receive
 // then streams the rest, as Python does for every message.
 // Nothing is taken out of the kernel beyond the message a receive returns:
-// poll() and wait() only peek, recv reads exactly one frame. So, as in
+// poll() and wait() only peek, recv reads exactly one frame (unless the
+// library set the connection to read ahead, detail::read_ahead, which only
+// the Manager's own connections are). So, as in
 // Python, several processes may share one end behind a Lock, and a child that
 // polls and exits takes nothing with it. recv_bytes(maxlength) of a longer
 // message throws and leaves that message unread (Python closes the
