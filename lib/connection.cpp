@@ -7,6 +7,10 @@
 //   1 MiB of it) in one recvmsg; a pipe receive reads the header exactly,
 //   then exactly the payload; poll and wait only peek. Several processes may
 //   share one end (behind a lock).
+// - The exception, opt-in (detail::read_ahead, the Manager's connections):
+//   a read-ahead connection's receives and polls read up to 64 KiB at once
+//   into an inbox; its bytes are returned in order, whole frames only, and
+//   only in the process that set it up.
 // - A payload buffer is allocated once, at the announced size, and only after
 //   the first chunk (1 MiB) of it arrived.
 // - A descriptor stays open while a thread of this process uses it; close()
@@ -30,7 +34,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <unordered_map>
 #include <utility>
 
@@ -117,6 +124,37 @@ class ProcessLocalFds {
   pid_t owner_ = 0;
 };
 
+// The bytes a read-ahead connection took from the kernel and has not
+// returned yet: [begin_, end_) of a fixed buffer.
+class Inbox {
+ public:
+  // Holds the messages of a Manager round trip whole; a larger message's
+  // rest is read straight into its own buffer.
+  static constexpr std::size_t kCapacity = 64 << 10;
+
+  std::string_view held() const noexcept { return {bytes_.get() + begin_, end_ - begin_}; }
+  bool full() const noexcept { return end_ - begin_ == kCapacity; }
+  // The free room after the held bytes, moved to the front first.
+  std::span<char> room() noexcept {
+    if (begin_ > 0) {
+      std::memmove(bytes_.get(), bytes_.get() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    return {bytes_.get() + end_, kCapacity - end_};
+  }
+  void added(std::size_t count) noexcept { end_ += count; }
+  void consume(std::size_t count) noexcept {
+    begin_ += count;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  void clear() noexcept { begin_ = end_ = 0; }
+
+ private:
+  std::unique_ptr<char[]> bytes_ = std::make_unique_for_overwrite<char[]>(kCapacity);
+  std::size_t begin_ = 0, end_ = 0;
+};
+
 // What a receive would find, judged without taking a byte from the kernel.
 enum class Readiness {
   ready,    // a whole message, a refusal, an error or the end of the stream
@@ -195,6 +233,7 @@ class ConnectionState {
   // An eventfd that becomes readable when close() is called. Within a Use.
   int wake_fd(std::string_view method);
   void close();
+  void start_reading_ahead(std::string_view method);
 
  private:
   // Bytes read (> 0), 0 at the end of the stream, kNothingYet when a
@@ -211,7 +250,7 @@ class ConnectionState {
   void await_rest_of_header(std::chrono::microseconds at_most, std::string_view method);
   std::size_t read_fully(char* buffer, std::size_t size, bool spin_first, std::string_view method);
   DecodedHeader read_header(std::string_view method);
-  std::string read_payload(DecodedHeader header, std::string_view method);
+  std::string read_payload(DecodedHeader header, std::string arrived, std::string_view method);
   std::optional<DecodedHeader> peek_header(std::array<char, kLongHeaderSize>& bytes,
                                            std::string_view method);
   std::string receive_from_socket(std::string_view method, std::optional<std::size_t> maxlength);
@@ -221,6 +260,11 @@ class ConnectionState {
   std::uint64_t kernel_holds_at_least(std::string_view method);
   bool peer_gone(std::string_view method);
   void release_descriptors() noexcept;
+  // Read-ahead mode; these run under recv_mutex_.
+  void require_inbox_owner(std::string_view method) const;
+  std::size_t fill_inbox(bool spin_first, std::string_view method);
+  std::string receive_read_ahead(std::string_view method, std::optional<std::size_t> maxlength);
+  Readiness read_ahead_readiness(std::optional<std::size_t> maxlength, std::string_view method);
 
   const int fd_;
   FileDescriptor owner_;
@@ -234,8 +278,11 @@ class ConnectionState {
   std::mutex peek_mutex_;      // guards peek_pipe_
   ProcessLocalFds peek_pipe_;  // [0] read end, [1] write end
   std::mutex send_mutex_;
-  std::mutex recv_mutex_;
+  std::mutex recv_mutex_;  // guards inbox_ and inbox_owner_ too
   SpinPolicy spin_policy_;
+  std::atomic<bool> reads_ahead_{false};  // set once, after inbox_
+  std::optional<Inbox> inbox_;
+  pid_t inbox_owner_ = 0;
 };
 
 namespace {
@@ -499,8 +546,10 @@ DecodedHeader ConnectionState::read_header(std::string_view method) {
   throw_truncated(method, "header", got, got + header_bytes_missing(view));
 }
 
-std::string ConnectionState::read_payload(DecodedHeader header, std::string_view method) {
-  std::string payload;
+// `arrived`: the payload's first bytes, already read (less than a chunk).
+std::string ConnectionState::read_payload(DecodedHeader header, std::string arrived,
+                                          std::string_view method) {
+  std::string payload = std::move(arrived);
   if (header.payload_size > payload.max_size())
     throw OSError(std::string(method) + ": bad message length: " +
                       std::to_string(header.payload_size) + " bytes announced, more than " +
@@ -583,6 +632,10 @@ bool ConnectionState::peer_gone(std::string_view method) {
 
 Readiness ConnectionState::readiness(std::optional<std::size_t> maxlength,
                                      std::string_view method) {
+  if (reads_ahead_.load(std::memory_order_acquire)) {
+    std::lock_guard guard(recv_mutex_);
+    return read_ahead_readiness(maxlength, method);
+  }
   if (kind_ == Kind::other) {
     pollfd probe{fd_, POLLIN, 0};
     check("poll", [&] { return ::poll(&probe, 1, 0); }, method);
@@ -634,6 +687,7 @@ std::string ConnectionState::receive(std::string_view method,
   Use use(*this, method);
   std::lock_guard guard(recv_mutex_);
   require_readable(method);
+  if (inbox_) return receive_read_ahead(method, maxlength);
   if (kind_ == Kind::socket) return receive_from_socket(method, maxlength);
   if (maxlength) {
     // Judged on a peeked header, so that a refused message stays in the kernel.
@@ -643,7 +697,7 @@ std::string ConnectionState::receive(std::string_view method,
     refuse_longer_than(*maxlength, method);
   }
   DecodedHeader header = read_header(method);
-  return read_payload(header, method);
+  return read_payload(header, {}, method);
 }
 
 // Waits for a whole header at the front of a socket and peeks it into
@@ -691,7 +745,7 @@ std::string ConnectionState::receive_from_socket(std::string_view method,
   if (header && maxlength) throw_if_longer(*header, *maxlength, method);
   if (!header || header->payload_size > kPayloadChunk) {
     DecodedHeader read = read_header(method);
-    return read_payload(read, method);
+    return read_payload(read, {}, method);
   }
   std::string payload(static_cast<std::size_t>(header->payload_size), '\0');
   iovec parts[2] = {{bytes.data(), header->header_size}, {payload.data(), payload.size()}};
@@ -707,6 +761,114 @@ std::string ConnectionState::receive_from_socket(std::string_view method,
   filled += read_fully(payload.data() + filled, payload.size() - filled, false, method);
   if (filled < payload.size()) throw_truncated(method, "payload", filled, payload.size());
   return payload;
+}
+
+void ConnectionState::start_reading_ahead(std::string_view method) {
+  Use use(*this, method);
+  std::lock_guard guard(recv_mutex_);
+  require_readable(method);
+  if (inbox_) return;
+  inbox_.emplace();
+  inbox_owner_ = current_pid();
+  reads_ahead_.store(true, std::memory_order_release);
+}
+
+// A forked child's copy of the inbox is a snapshot of the parent's: reading
+// on would interleave two processes' reads of one stream.
+void ConnectionState::require_inbox_owner(std::string_view method) const {
+  if (inbox_owner_ != current_pid())
+    throw ValueError(std::string(method) + ": this connection reads ahead for process " +
+                     std::to_string(inbox_owner_) + " only");
+}
+
+// Takes what the kernel holds, up to the inbox's room, waiting for at least
+// a byte (spinning first when asked, see receive_spin); returns how many, 0
+// at the end of the stream. The caller leaves room: the frame it waits for
+// fits the inbox and is not in it whole.
+std::size_t ConnectionState::fill_inbox(bool spin_first, std::string_view method) {
+  std::span<char> room = inbox_->room();
+  auto read_room = [&] { return read_now(room.data(), room.size(), method); };
+  std::ptrdiff_t got = read_room();
+  if (got == kNothingYet && spin_first) got = spin_for(read_room);
+  while (got == kNothingYet) {
+    await_readable(method);
+    got = read_room();
+  }
+  inbox_->added(static_cast<std::size_t>(got));
+  return static_cast<std::size_t>(got);
+}
+
+// A read-ahead receive: one read usually brings header and payload, and what
+// follows the message stays in the inbox for the next receive. A bounded
+// receive refuses a longer message and leaves it there. A stream that ends
+// inside a message loses what was read of it, as an ordinary receive does.
+std::string ConnectionState::receive_read_ahead(std::string_view method,
+                                                std::optional<std::size_t> maxlength) {
+  require_inbox_owner(method);
+  Inbox& inbox = *inbox_;
+  std::optional<DecodedHeader> header;
+  while (!(header = decode_frame_header(inbox.held(), method))) {
+    const std::size_t had = inbox.held().size();
+    if (fill_inbox(had == 0, method) > 0) continue;
+    if (had == 0)
+      throw EOFError(std::string(method) + ": end of file: the peer closed the connection");
+    const std::size_t missing = header_bytes_missing(inbox.held());
+    inbox.clear();
+    throw_truncated(method, "header", had, had + missing);
+  }
+  if (maxlength) throw_if_longer(*header, *maxlength, method);
+  const std::size_t header_size = header->header_size;
+  if (header->payload_size > Inbox::kCapacity - header_size) {
+    // All the inbox holds is this payload's beginning; the rest is read
+    // straight into its buffer, exactly.
+    std::string arrived(inbox.held().substr(header_size));
+    inbox.clear();
+    return read_payload(*header, std::move(arrived), method);
+  }
+  const auto size = static_cast<std::size_t>(header->payload_size);
+  while (inbox.held().size() - header_size < size) {
+    const std::size_t had = inbox.held().size() - header_size;
+    if (fill_inbox(false, method) > 0) continue;
+    inbox.clear();
+    throw_truncated(method, "payload", had, size);
+  }
+  std::string payload(inbox.held().substr(header_size, size));
+  inbox.consume(header_size + size);
+  return payload;
+}
+
+// Readiness of a read-ahead connection: it takes what the kernel holds (a
+// receive would, too), then judges the inbox. A frame not yet whole leaves
+// the kernel empty, so poll(2) on the descriptor wakes for the rest, unless
+// the frame outgrows the inbox: that one is judged as an ordinary
+// connection judges a frame longer than the kernel buffer.
+Readiness ConnectionState::read_ahead_readiness(std::optional<std::size_t> maxlength,
+                                                std::string_view method) {
+  require_inbox_owner(method);
+  Inbox& inbox = *inbox_;
+  if (!inbox.full()) {
+    std::span<char> room = inbox.room();
+    std::ptrdiff_t got = read_now(room.data(), room.size(), method);
+    if (got == 0) return Readiness::ready;  // the end of the stream
+    if (got > 0) inbox.added(static_cast<std::size_t>(got));
+  }
+  std::string_view held = inbox.held();
+  std::optional<DecodedHeader> header;
+  try {
+    header = decode_frame_header(held, method);
+  } catch (const OSError&) {
+    return Readiness::ready;  // not a frame: the receive reports it at once
+  }
+  if (!header) return Readiness::empty;
+  if (maxlength && header->payload_size > *maxlength) return Readiness::ready;
+  if (header->payload_size > std::string().max_size()) return Readiness::ready;
+  const std::size_t arrived = held.size() - header->header_size;
+  if (header->payload_size <= arrived) return Readiness::ready;
+  if (!inbox.full()) return Readiness::empty;
+  std::uint64_t queued = queued_bytes(method);
+  if (header->payload_size - arrived <= queued || queued >= kernel_holds_at_least(method))
+    return Readiness::ready;
+  return peer_gone(method) ? Readiness::ready : Readiness::partial;
 }
 
 // Which of `fds` are ready: a connection (states[i] set) as readiness() says,
@@ -898,6 +1060,10 @@ std::size_t Connection::recv_bytes_into(std::span<std::byte> buf, std::size_t of
 }
 
 bool Connection::poll() { return poll_until(detail::Deadline::now()); }
+
+void detail::read_ahead(Connection& connection) {
+  connection.state_->start_reading_ahead("read_ahead");
+}
 
 void Connection::close() { state_->close(); }
 bool Connection::closed() const { return state_->closed(); }

@@ -28,6 +28,8 @@
 // - The client keeps one connection per server per thread (thread_local),
 //   dropped in a forked child (it belongs to the parent's thread) and after
 //   any transport error (the stream may be out of step).
+// - Both ends of a client's connection are private to one thread, so both
+//   read ahead (detail::read_ahead): a request or reply costs one read.
 #include "mp/managers.hpp"
 
 #include <poll.h>
@@ -83,8 +85,10 @@ Connection& connection_for(const Address& address, const std::string& authkey) {
   }
   std::string key = connection_key(address, authkey);
   auto found = client_connections.by_address.find(key);
-  if (found == client_connections.by_address.end())
+  if (found == client_connections.by_address.end()) {
     found = client_connections.by_address.emplace(key, Client(address, authkey)).first;
+    read_ahead(found->second);  // this thread's own
+  }
   return found->second;
 }
 
@@ -787,6 +791,7 @@ class Server {
   }
 
   void serve(Connection connection, std::uint64_t id) {
+    read_ahead(connection);  // this thread's own
     ClientLink client{id, connection.fileno()};
     for (;;) {
       std::string request;

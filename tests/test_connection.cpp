@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -823,14 +824,17 @@ TEST_CASE("a hostile length is never ready unless the receive refuses it at once
 TEST_CASE("a receive waits for a frame written one byte at a time, bounded or not") {
   // Each frame arrives in pieces: first part of its header (a socket is then
   // readable yet holds no whole header), then the rest of it, then the
-  // payload, byte by byte; the writer stays connected throughout.
+  // payload, byte by byte; the writer stays connected throughout. Read ahead
+  // too: a message split across many reads.
   const std::string first = std::string("\0\0\0\x05", 4) + "hello";
   const std::string second = std::string("\xff\xff\xff\xff\0\0\0\0\0\0\0\x03", 12) + "bye";
   for (bool socket : {true, false}) {
-    for (bool bounded : {false, true}) {
+    for (auto [bounded, ahead] : {std::pair{false, false}, {true, false}, {false, true}, {true, true}}) {
       CAPTURE(socket);
       CAPTURE(bounded);
+      CAPTURE(ahead);
       auto [conn, writer] = raw_peer(socket);
+      if (ahead) mp::detail::read_ahead(conn);
       int release[2];
       REQUIRE(::pipe2(release, O_CLOEXEC) == 0);
       Child child([&] {
@@ -865,12 +869,16 @@ TEST_CASE("truncation messages count the part that was cut") {
       {std::string("\0\0\0\x05" "ab", 6), "(2 of 5 payload bytes)"},
       {std::string("\xff\xff\xff\xff\0\0\0\0\0\0\0\x0b", 12), "(0 of 11 payload bytes)"},
   };
-  for (const auto& [bytes, expected] : cases) {
-    auto [conn, writer] = raw_peer(true);
-    write_raw(writer, bytes);
-    ::close(writer);
-    CHECK(error_text<mp::OSError>([&] { conn.recv_bytes(); }) ==
-          "Connection.recv_bytes: got end of file during message " + expected);
+  for (bool ahead : {false, true}) {
+    for (const auto& [bytes, expected] : cases) {
+      CAPTURE(ahead);
+      auto [conn, writer] = raw_peer(true);
+      if (ahead) mp::detail::read_ahead(conn);
+      write_raw(writer, bytes);
+      ::close(writer);
+      CHECK(error_text<mp::OSError>([&] { conn.recv_bytes(); }) ==
+            "Connection.recv_bytes: got end of file during message " + expected);
+    }
   }
 }
 
@@ -1079,4 +1087,132 @@ TEST_CASE("samples/pipe prints what the writer process sent") {
   test_support::Program sample({MP_BUILD_ROOT "/samples/pipe"});
   CHECK(sample.wait(30s) == 0);
   CHECK(sample.out() == "Parent received: Hello, child!\n");
+}
+
+// detail::read_ahead, the Manager's private connections: one read takes what
+// the kernel holds, and what follows a message waits in the process.
+namespace {
+
+std::string frame(std::string_view payload) {
+  mp::detail::FrameHeader header = mp::detail::encode_frame_header(payload.size());
+  return std::string(reinterpret_cast<const char*>(header.bytes.data()), header.size) +
+         std::string(payload);
+}
+
+int kernel_queued(int fd) {
+  int queued = -1;
+  REQUIRE(::ioctl(fd, FIONREAD, &queued) == 0);
+  return queued;
+}
+
+}  // namespace
+
+TEST_CASE("read ahead: several messages in one read are returned one by one, and poll sees them") {
+  for (bool socket : {true, false}) {
+    CAPTURE(socket);
+    auto [conn, writer] = raw_peer(socket);
+    mp::detail::read_ahead(conn);
+    const std::string fourth = pattern(300);
+    write_raw(writer, frame("one") + frame("") + frame(pattern(1000)) + frame(fourth).substr(0, 100));
+    CHECK(recv_within(conn) == "one");
+    CHECK(kernel_queued(conn.fileno()) == 0);  // the rest was read ahead, with the first
+    CHECK(conn.poll());                        // and poll counts it
+    CHECK(mp::wait({conn.fileno()}, 0s) == std::vector<int>{conn.fileno()});
+    CHECK(recv_within(conn, 10s) == "");
+    REQUIRE(conn.poll(10s));
+    CHECK(conn.recv_bytes(1000) == pattern(1000));
+    // Part of the fourth is held: not ready until the rest comes.
+    CHECK_FALSE(conn.poll(50ms));
+    CHECK(mp::wait({conn.fileno()}, 50ms).empty());
+    write_raw(writer, frame(fourth).substr(100));
+    CHECK(recv_within(conn) == fourth);
+    CHECK_FALSE(conn.poll());
+    ::close(writer);
+    CHECK(conn.poll(5s));  // the end of the stream
+    CHECK_THROWS_AS(conn.recv_bytes(), mp::EOFError);
+  }
+}
+
+TEST_CASE("read ahead: a bounded receive refuses a longer message and keeps it") {
+  auto [conn, writer] = raw_peer(true);
+  mp::detail::read_ahead(conn);
+  write_raw(writer, frame("0123456789") + frame("next"));
+  REQUIRE(conn.poll(10s, 4));
+  CHECK(error_text<mp::OSError>([&] { conn.recv_bytes(4); }).find("bad message length") !=
+        std::string::npos);
+  REQUIRE(conn.poll(10s));
+  CHECK(conn.recv_bytes(10) == "0123456789");
+  ::close(writer);
+  REQUIRE(conn.poll(10s));
+  CHECK(conn.recv_bytes(10) == "next");
+}
+
+TEST_CASE("read ahead: messages larger than what one read takes arrive whole, in order") {
+  // Around the 64 KiB inbox (4 bytes of header: 65532 fills it exactly), and
+  // far beyond it and the kernel buffer; each followed by a small message
+  // that a read may bring along.
+  const std::size_t sizes[] = {65531, 65532, 65533, 200'000, 4 << 20};
+  auto [a, b] = Pipe();
+  mp::detail::read_ahead(a);
+  Child sender([&, b = b]() mutable {
+    for (std::size_t size : sizes) {
+      b.send_bytes(pattern(size));
+      b.send_bytes("after " + std::to_string(size));
+    }
+    return 0;
+  });
+  b.close();
+  for (std::size_t size : sizes) {
+    CAPTURE(size);
+    CHECK(recv_within(a, 10s) == pattern(size));
+    CHECK(recv_within(a, 10s) == "after " + std::to_string(size));
+  }
+  CHECK(sender.join() == 0);
+  CHECK(a.poll(10s));
+  CHECK_THROWS_AS(a.recv_bytes(), mp::EOFError);
+}
+
+TEST_CASE("read ahead: a peer that dies inside a message gives an error, then EOFError") {
+  // Cut in the header, in a payload that fits the inbox, in one that does not.
+  const std::string cuts[] = {
+      std::string("\0\0", 2),
+      frame("ready first") + frame(pattern(5000)).substr(0, 3000),
+      frame(pattern(300'000)).substr(0, 100'000),
+  };
+  for (const std::string& cut : cuts) {
+    CAPTURE(cut.size());
+    auto [conn, writer] = raw_peer(true);
+    mp::detail::read_ahead(conn);
+    Child child([&, writer = writer] {
+      if (::write(writer, cut.data(), cut.size()) != static_cast<ssize_t>(cut.size())) return 1;
+      ::kill(::getpid(), SIGKILL);
+      return 0;
+    });
+    ::close(writer);
+    if (cut.starts_with(frame("ready first"))) CHECK(recv_within(conn, 20s) == "ready first");
+    CHECK(conn.poll(20s));  // the end of the stream counts as ready
+    std::string text;
+    auto took = seconds_to_return([&] {
+      text = error_text<mp::OSError>([&] { conn.recv_bytes(); });
+    }, 20s, [&] { conn.close(); });
+    CHECK(took.has_value());
+    CHECK(text.find("Connection.recv_bytes: got end of file during message") == 0);
+    CHECK_THROWS_AS(conn.recv_bytes(), mp::EOFError);
+    CHECK(child.join() == -SIGKILL);
+  }
+}
+
+TEST_CASE("read ahead: a forked child cannot read on from its parent's inbox") {
+  auto [a, b] = Pipe();
+  mp::detail::read_ahead(a);
+  b.send_bytes("first");
+  b.send_bytes("second");
+  CHECK(recv_within(a) == "first");
+  Child child([a = a]() mutable {
+    std::string text = error_text<mp::ValueError>([&] { a.recv_bytes(); });
+    if (text.find("reads ahead for process") == std::string::npos) return 1;
+    return error_text<mp::ValueError>([&] { a.poll(); }) != "no exception" ? 0 : 2;
+  });
+  CHECK(child.join() == 0);
+  CHECK(recv_within(a) == "second");
 }

@@ -25,9 +25,22 @@
 
 namespace mp {
 
+class Connection;
+
 namespace detail {
 class ConnectionState;
-}
+
+// Lets `connection`'s receives read ahead: one read takes whatever the kernel
+// holds, up to 64 KiB, and bytes past the message returned wait in this
+// process's memory for the next receive (poll() and wait() count them). A
+// small message then costs one system call instead of two. Only for a
+// connection that one thread of one process receives on (the Manager's own
+// connections); any other would lose the bytes one holder read ahead. Call
+// it between messages; from then on a receive or poll in another process
+// (a forked child) throws mp::ValueError. A poll from another thread waits
+// for a receive in progress.
+void read_ahead(Connection& connection);
+}  // namespace detail
 
 // Connection: Python's multiprocessing.connection.Connection, one end of a
 // byte stream (socketpair, pipe, or any connected socket) carrying messages in
@@ -50,7 +63,9 @@ class ConnectionState;
 // the buffer is full, since its sender is blocked mid-message; the receive
 // then streams the rest, as Python does for every message.
 // Nothing is taken out of the kernel beyond the message a receive returns:
-// poll() and wait() only peek, recv reads exactly one frame. So, as in
+// poll() and wait() only peek, recv reads exactly one frame (unless the
+// library set the connection to read ahead, detail::read_ahead, which only
+// the Manager's own connections are). So, as in
 // Python, several processes may share one end behind a Lock, and a child that
 // polls and exits takes nothing with it. recv_bytes(maxlength) of a longer
 // message throws and leaves that message unread (Python closes the
@@ -134,6 +149,7 @@ class Connection {
   void send_message(std::string_view payload, std::string_view method);
   std::string receive(std::string_view method, std::optional<std::size_t> maxlength);
   bool poll_until(detail::Deadline deadline, std::optional<std::size_t> maxlength = {});
+  friend void detail::read_ahead(Connection& connection);
 
   std::shared_ptr<detail::ConnectionState> state_;
 };
