@@ -520,7 +520,10 @@ MpiCore::MpiCore(int& argc, char**& argv, const mpi::PoolOptions& options) {
   std::string mismatch;
   if (!same_build_everywhere(rank, size, mismatch)) {
     MPI_Finalize();
-    if (rank != 0) std::exit(1);
+    // Quietly: a worker rank's non-zero status makes mpirun abort the job at
+    // once, and rank 0's message (the one that says what is wrong) would be
+    // lost with it. The job's status is rank 0's.
+    if (rank != 0) std::exit(0);
     throw ProcessError(mismatch);
   }
   if (size < 2) {

@@ -76,7 +76,8 @@ struct PoolOptions {
 // runners travel as (module, offset), so every rank must run the same build:
 // the constructor compares the build-ids of the executable, libmp and
 // libmp_mpi on all ranks and, on a mismatch, throws mp::ProcessError on rank
-// 0 naming the ranks (the others exit with status 1).
+// 0 naming the ranks (the others end quietly, status 0, so that mpirun
+// keeps rank 0 alive to report it).
 //
 // Differs from mp::Pool: the constructor takes argc/argv (MPI_Init) and
 // the pool owns MPI: join() (or the destructor) finalizes it, so one Pool per
