@@ -47,9 +47,17 @@ bool FutureCore::running() const {
   return pool && pool->started(job_.load(std::memory_order_acquire));
 }
 
-bool FutureCore::deliver_own() const {
-  auto pool = pool_.lock();
-  return pool && pool->deliver_own(job_.load(std::memory_order_acquire));
+FutureCore::OwnResult::OwnResult(const FutureCore& future)
+    : pool_(future.pool_.lock()), job_(future.job_.load(std::memory_order_acquire)) {
+  if (pool_) pool_->watch_results();
+}
+
+bool FutureCore::OwnResult::help() noexcept { return pool_ && pool_->deliver_own(job_); }
+
+void FutureCore::OwnResult::stop() noexcept {
+  if (!pool_) return;
+  pool_->unwatch_results();
+  pool_.reset();
 }
 
 bool FutureCore::cancel() {

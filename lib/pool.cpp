@@ -243,7 +243,9 @@ struct PoolCore::State : JobBook {
       finished = Clock::now();
       stamp_run_time(result, static_cast<std::uint64_t>(
                                  std::chrono::nanoseconds(finished - began).count()));
-      results.put(result, Deadline::never());
+      // A future's result() that watches the queue takes its result itself
+      // (deliver_own): the result thread is woken only if it leaves one.
+      results.put_unless_watched(result, Deadline::never());
       if (maxtasks && ++done >= *maxtasks) ::_exit(0);
       idle = tasks->qsize() <= 1;  // nothing queued behind this task
       tasks->pop_and_peek(record, Deadline::never());
@@ -255,7 +257,10 @@ struct PoolCore::State : JobBook {
   // when the pool's process dies. Never called with the mutex held: a lock
   // held across fork would stay locked in the child.
   void spawn(std::uint32_t slot) {
-    auto tasks = std::make_shared<QueueCore>(0, "Pool task queue", false);
+    // The worker, the only reader, spins briefly for its next task (adaptive,
+    // see SpinPolicy): a caller that submits a task as soon as it has the
+    // last one's result then finds it awake, and pays no futex wake-up.
+    auto tasks = std::make_shared<QueueCore>(0, "Pool task queue", true);
     std::uint64_t generation;
     std::string name;
     {
@@ -336,24 +341,30 @@ struct PoolCore::State : JobBook {
   // See PoolCore::deliver_own.
   bool deliver_own(std::uint64_t job) noexcept {
     try {
+      // Held by the result thread, which handles the head, or by another
+      // future's result(), which takes its own or wakes the result thread.
       std::unique_lock hold(reader, std::try_to_lock);
       std::string_view record;
       if (!hold || !results.peek(record, Deadline::now())) return false;
       ResultRecord message = decode_result(record);
-      if (message.kind != ResultKind::succeeded && message.kind != ResultKind::failed) return false;
       std::vector<Delivery> deliveries;
-      if (!book_task_result(message, job, deliveries)) return false;
-      // Copied before the record goes, so that the result thread can go on
-      // meanwhile: a submit()'s result is one value, seldom large.
-      std::string payload(message.payload);
-      results.pop_and_peek(record, Deadline::now());
-      hold.unlock();
-      deliver(deliveries, payload);
-      return true;
+      if ((message.kind == ResultKind::succeeded || message.kind == ResultKind::failed) &&
+          book_task_result(message, job, deliveries)) {
+        // Copied before the record goes, so that the result thread can go on
+        // meanwhile: a submit()'s result is one value, seldom large.
+        std::string payload(message.payload);
+        results.pop_and_peek(record, Deadline::now());
+        hold.unlock();
+        deliver(deliveries, payload);
+        return true;
+      }
     } catch (...) {
       // Left to the result thread, which reports what fails.
-      return false;
     }
+    // The put of a record left here may have skipped the result thread
+    // (this thread watches the queue): it is woken now.
+    results.wake_readers();
+    return false;
   }
 
   void fail_everything(std::exception_ptr error, std::vector<Delivery>& deliveries) {
@@ -702,6 +713,8 @@ bool PoolCore::started(std::uint64_t job) const {
 }
 
 bool PoolCore::deliver_own(std::uint64_t job) noexcept { return state_->deliver_own(job); }
+void PoolCore::watch_results() noexcept { state_->results.watch(); }
+void PoolCore::unwatch_results() noexcept { state_->results.unwatch(); }
 
 std::exception_ptr PoolCore::broken() const {
   std::lock_guard lock(state_->mutex);

@@ -240,6 +240,9 @@ struct QueueShared {
   alignas(64) Event not_empty;
   alignas(64) Event not_full;
   alignas(64) Event all_done;
+  // Watchers of the head (QueueCore::watch): while nonzero, put_unless_watched
+  // leaves the sleeping readers to them.
+  alignas(64) std::atomic<std::uint32_t> watchers{0};
   PutSide put;
   GetSide get;
   ChunkLists chunks;
@@ -506,7 +509,8 @@ bool has_room(QueueShared* q) {
 
 }  // namespace
 
-bool QueueCore::put(std::string_view head, std::string_view body, const Deadline& deadline) {
+bool QueueCore::put(std::string_view head, std::string_view body, const Deadline& deadline,
+                    bool unless_watched) {
   QueueShared* q = shared_;
   PutSide& side = q->put;
   const std::uint64_t size = head.size() + body.size();
@@ -550,7 +554,10 @@ bool QueueCore::put(std::string_view head, std::string_view body, const Deadline
   side.tail_fill = offset + needed;
   q->puts.store(puts_before + 1, std::memory_order_seq_cst);  // the commit
   end_intent(side.intent);
-  bool wake = q->not_empty.signal();
+  // The commit, then the watchers: an unwatch() that this misses reads the
+  // put count after it, sees the record and wakes the readers (see unwatch).
+  bool wake = !(unless_watched && q->watchers.load(std::memory_order_seq_cst) != 0) &&
+              q->not_empty.signal();
   puts.release();
   if (wake) q->not_empty.wake_all();
   return true;
@@ -692,6 +699,21 @@ bool QueueCore::pop_and_peek(std::string_view& out, const Deadline& deadline) {
   if (!wait_for_record(q, gets, deadline, spin_hint())) return false;
   out = head_record(q);
   return true;
+}
+
+void QueueCore::watch() noexcept { shared_->watchers.fetch_add(1, std::memory_order_seq_cst); }
+
+// The watcher count drops first, then the counts are read: a put whose
+// watcher load came before the drop committed before it, so its record is
+// seen here, and one whose load came after woke the readers itself.
+void QueueCore::unwatch() noexcept {
+  shared_->watchers.fetch_sub(1, std::memory_order_seq_cst);
+  if (shared_->puts.load(std::memory_order_seq_cst) != shared_->gets.load(std::memory_order_seq_cst))
+    wake_readers();
+}
+
+void QueueCore::wake_readers() noexcept {
+  if (shared_->not_empty.signal()) shared_->not_empty.wake_all();
 }
 
 // The get count read twice around the put count: when it did not move, the

@@ -258,6 +258,51 @@ TEST_CASE("result() of a short task may deliver it itself, in its own thread, on
   CHECK(test_support::within(5s, [&] { return callbacks.load() == 4 * 300; }));
 }
 
+TEST_CASE("a caller spinning in result() takes only its own result; the others' still come") {
+  mp::ProcessPoolExecutor executor(2);
+  // One thread waits for result after result, so the result queue is
+  // watched nearly all the time and the workers seldom wake the result
+  // thread themselves: the results nobody waits for with result() must
+  // still arrive, each once, handed on by the watching thread.
+  std::atomic<int> wrong{0};
+  std::thread waiter([&] {
+    for (int i = 0; i < 3000; ++i)
+      if (executor.submit(sqr, i).result(patience) != i * i) ++wrong;
+  });
+  std::vector<std::atomic<int>> calls(400);
+  std::vector<mp::Future<int>> unwaited;
+  for (int i = 0; i < 400; ++i) {
+    unwaited.push_back(executor.submit(mul, i, 3));
+    unwaited.back().add_done_callback([&calls, i](mp::Future<int>&) { ++calls[i]; });
+    if (i % 50 == 0) sleep_ms(5);  // spread over the waiter's loop
+  }
+  auto split = mp::wait(unwaited, patience);
+  waiter.join();
+  CHECK(split.not_done.empty());
+  CHECK(wrong.load() == 0);
+  for (int i = 0; i < 400; ++i) CHECK(unwaited[i].result(patience) == 3 * i);
+  CHECK(test_support::within(5s, [&] {
+    return std::all_of(calls.begin(), calls.end(), [](const std::atomic<int>& c) { return c.load() == 1; });
+  }));
+  std::this_thread::sleep_for(100ms);  // a second delivery would come by now
+  CHECK(std::all_of(calls.begin(), calls.end(), [](const std::atomic<int>& c) { return c.load() == 1; }));
+}
+
+TEST_CASE("a worker that dies while its caller spins in result(): BrokenProcessPool within a bound") {
+  mp::ProcessPoolExecutor executor(2);
+  // The task dies at once, so result() is still spinning (watching the
+  // result queue) when the death is reported: the report wakes the result
+  // thread, which fails the future.
+  for (int i = 0; i < 10; ++i) {
+    auto future = executor.submit(die_by_signal, SIGKILL);
+    auto start = Clock::now();
+    CHECK_THROWS_AS(future.result(patience), mp::BrokenProcessPool);
+    auto latency = ms_since(start);
+    CHECK(latency < 2000);
+    CHECK(executor.submit(sqr, i).result(patience) == i * i);
+  }
+}
+
 TEST_CASE("as_completed: completion order, finished futures, duplicates, timeout") {
   mp::ProcessPoolExecutor executor(2);
   auto slow = executor.submit(sleep_then, 400);

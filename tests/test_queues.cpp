@@ -638,6 +638,44 @@ TEST_CASE("QueueCore: memory of consumed records goes back") {
   CHECK(core.resident_chunks() <= 1);
 }
 
+// The Pool's result queue: a future's result() watches it and takes its own
+// result, and the result thread asleep on it is woken only for what the
+// watcher leaves. Every record must still reach a reader.
+TEST_CASE("QueueCore: a watched put leaves the sleeping readers to the watcher, who hands on what it leaves") {
+  using mp::detail::Deadline;
+  mp::detail::QueueCore core(0, "Queue", false);
+  std::atomic<int> got{0};
+  std::thread reader([&] {
+    std::string out;
+    while (got.load() < 3 && core.get(out, Deadline::after(patience))) ++got;
+  });
+  auto put_from_child = [&](bool unless_watched) {
+    return run_child([&] {
+      bool put = unless_watched ? core.put_unless_watched("record", Deadline::never())
+                                : core.put("record", Deadline::never());
+      mp::exit(put ? 0 : 2);
+    });
+  };
+  std::this_thread::sleep_for(200ms);  // the reader is asleep
+  core.watch();
+  REQUIRE(put_from_child(true) == 0);
+  std::this_thread::sleep_for(200ms);
+  CHECK(got.load() == 0);  // not woken: the record is the watcher's to take or hand on
+  core.wake_readers();
+  CHECK(test_support::within(5s, [&] { return got.load() == 1; }));
+  std::this_thread::sleep_for(200ms);
+  REQUIRE(put_from_child(true) == 0);
+  core.unwatch();  // the record is still there: the readers are woken for it
+  CHECK(test_support::within(5s, [&] { return got.load() == 2; }));
+  std::this_thread::sleep_for(200ms);
+  core.watch();
+  REQUIRE(put_from_child(false) == 0);  // a plain put wakes them, watched or not
+  CHECK(test_support::within(5s, [&] { return got.load() == 3; }));
+  core.unwatch();
+  reader.join();
+  CHECK(core.qsize() == 0);
+}
+
 // Found by fuzz_queue after 16,000 inputs on one queue: once the address space
 // had been walked through, a new run could be placed over the later chunks of
 // a live multi-chunk record, which then came out overwritten.

@@ -69,9 +69,24 @@ class FutureCore {
   virtual ~FutureCore() = default;
 
   void set_job(std::uint64_t job) { job_.store(job, std::memory_order_release); }
-  // While result() waits: delivers this future's outcome in the calling
-  // thread if it is next in the pool's result queue (PoolCore::deliver_own).
-  bool deliver_own() const;
+
+  // While result() spins: the calling thread watches the pool's result queue
+  // (PoolCore::watch_results) and help() delivers this future's outcome in
+  // it if it is next there (PoolCore::deliver_own). stop() (or the
+  // destructor) ends the watch, before the thread sleeps.
+  class OwnResult {
+   public:
+    explicit OwnResult(const FutureCore& future);
+    ~OwnResult() { stop(); }
+    OwnResult(const OwnResult&) = delete;
+    OwnResult& operator=(const OwnResult&) = delete;
+    bool help() noexcept;
+    void stop() noexcept;
+
+   private:
+    std::shared_ptr<PoolCore> pool_;  // null: the pool is gone, or not watching any more
+    std::uint64_t job_;
+  };
   bool done() const noexcept { return done_.load(std::memory_order_acquire); }
   bool cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
   bool running() const;
@@ -262,7 +277,8 @@ class Future {
   friend std::shared_ptr<detail::FutureCore> detail::future_core<R>(const Future<R>&);
 
   void wait_before(const detail::Deadline& deadline) {
-    if (!state_->result.wait_until(deadline, [this] { return state_->deliver_own(); }))
+    detail::FutureCore::OwnResult own(*state_);
+    if (!state_->result.wait_until(deadline, [&own] { return own.help(); }, [&own] { own.stop(); }))
       throw TimeoutError("Future.result: the result is not ready after the timeout");
   }
   R result_before(const detail::Deadline& deadline) {

@@ -66,6 +66,13 @@ class PoolCore {
   // large part of a short task's round trip. A result at the head that is
   // not the job's, or any other message, is left to the result thread.
   bool deliver_own(std::uint64_t job) noexcept;
+  // Between these, a thread polls with deliver_own (it watches the result
+  // queue): a task result the workers put meanwhile wakes the result thread
+  // only if the thread leaves it, deliver_own or unwatch_results() waking it
+  // then. So a result its own waiter takes costs no wake-up of the result
+  // thread. Call unwatch_results() before sleeping, once per watch_results().
+  void watch_results() noexcept;
+  void unwatch_results() noexcept;
   std::exception_ptr broken() const;
 
   void close();

@@ -151,9 +151,13 @@ class ResultState {
 
   // `help` is tried now and then while the waiter spins; it returns whether
   // it did anything (a future's result() delivers its own result with it).
-  template <class Help = bool (*)()>
-  bool wait_until(const Deadline& deadline, Help help = [] { return false; }) {
-    if (spin_until_ready(deadline, help)) return true;
+  // `stop_helping` runs once the spin is over, before the waiter sleeps.
+  template <class Help = bool (*)(), class StopHelping = void (*)()>
+  bool wait_until(const Deadline& deadline, Help help = [] { return false; },
+                  StopHelping stop_helping = [] {}) {
+    const bool spun = spin_until_ready(deadline, help);
+    stop_helping();
+    if (spun) return true;
     std::unique_lock lock(mutex_);
     if (deadline.infinite()) {
       ready_changed_.wait(lock, [&] { return ready_; });

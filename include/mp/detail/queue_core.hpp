@@ -43,7 +43,24 @@ class QueueCore {
   bool put(std::string_view record, const Deadline& deadline) { return put({}, record, deadline); }
   // Appends one record made of `head`, then `body`: a message in two pieces
   // is copied into the queue without being joined first.
-  bool put(std::string_view head, std::string_view body, const Deadline& deadline);
+  bool put(std::string_view head, std::string_view body, const Deadline& deadline) {
+    return put(head, body, deadline, false);
+  }
+  // Like put(record), for a queue whose reader may be helped by watchers:
+  // while one is registered (watch()), the record wakes no sleeping reader,
+  // since a watcher polls the head itself. A watcher takes what it may and
+  // calls wake_readers() for a record it leaves; unwatch() wakes them for
+  // any record still there. So a record is always either seen by a watcher
+  // or wakes the readers, and a waking costs nothing while a watcher takes
+  // the records (the Pool: a future's result() takes its own result while
+  // the result thread sleeps on).
+  bool put_unless_watched(std::string_view record, const Deadline& deadline) {
+    return put({}, record, deadline, true);
+  }
+  void watch() noexcept;
+  void unwatch() noexcept;
+  // Wakes the readers asleep for a record, if any.
+  void wake_readers() noexcept;
   // Moves the oldest record into `out` (its capacity is reused); false if
   // none came before the deadline.
   bool get(std::string& out, const Deadline& deadline);
@@ -89,6 +106,9 @@ class QueueCore {
   FileDescriptor memfd_;  // for reserving pages
   QueueShared* shared_;
   std::size_t mapped_size_;
+  bool put(std::string_view head, std::string_view body, const Deadline& deadline,
+           bool unless_watched);
+
   std::string object_;
   bool spin_;
   SpinPolicy spin_policy_;  // for this process's readers
