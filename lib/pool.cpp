@@ -6,6 +6,10 @@
 //    future's result() may handle the head instead when it is that future's
 //    task result (deliver_own), under the same `reader` lock, so the order
 //    holds;
+//  - every message on the result queue reaches a reader: a worker's result
+//    put while a result() watches the queue wakes nobody, and that result()
+//    then takes it or wakes the result thread (QueueCore::watch); deaths,
+//    initializer failures and the stop message always wake it;
 //  - no exception leaves either thread (it would std::terminate the program):
 //    a worker reaped elsewhere is lost with its exit code unknown, a
 //    replacement that cannot start leaves its slot vacant (retried; with no
@@ -166,9 +170,10 @@ struct PoolCore::State : JobBook {
   const std::function<void()> initializer;
   const std::optional<int> maxtasks;
   const pid_t owner = current_pid();
-  // The pool's queues do not spin: on a loaded machine with fewer cores than
-  // workers plus helper threads, a spinning reader takes the CPU its record
-  // must come from (measured: sequential apply_async().get() 30-40% slower).
+  // The result thread does not spin: on a loaded machine with fewer cores
+  // than workers plus helper threads, a spinning reader takes the CPU its
+  // record must come from (measured: sequential apply_async().get() 30-40%
+  // slower with every pool queue spinning).
   QueueCore results{0, "Pool result queue", false};
   // Held by whoever handles the head of `results`: the result thread, or a
   // future's result() taking its own result (deliver_own).

@@ -233,9 +233,11 @@ std::vector<Future<R>> completed_before(const std::vector<Future<R>>& futures,
 //    the caller's if the future is already done, or in the thread whose
 //    result() took the outcome from the result queue itself, and must be quick.
 // Blocking: result() and exception() wait (spinning for up to 50 us first,
-// then sleeping; while it spins, a result that is next in the executor's
-// result queue is delivered by the waiting thread, one hop fewer); the timed forms throw mp::TimeoutError; a cancelled
-// future's result() and exception() throw mp::CancelledError.
+// then sleeping; while it spins, its result, once next in the executor's
+// result queue, is delivered by the waiting thread, and the worker leaves the
+// result thread asleep: one hop and one wake-up fewer); the timed forms throw
+// mp::TimeoutError; a cancelled future's result() and exception() throw
+// mp::CancelledError.
 template <class R>
 class Future {
   using Stored = detail::future_stored_t<R>;
