@@ -10,11 +10,13 @@
 // - The exception, opt-in (detail::read_ahead, the Manager's connections):
 //   a read-ahead connection's receives and polls read up to 64 KiB at once
 //   into an inbox; its bytes are returned in order, whole frames only, and
-//   only in the process that set it up.
+//   only in the process that set it up. Its socket's receive sleeps in the
+//   read itself, not in poll.
 // - A payload buffer is allocated once, at the announced size, and only after
 //   the first chunk (1 MiB) of it arrived.
 // - A descriptor stays open while a thread of this process uses it; close()
-//   wakes the users and the last one out closes it.
+//   wakes the users (an eventfd; a read-ahead socket's sleeping read by
+//   shutdown(SHUT_RD)) and the last one out closes it.
 // - Header and payload sizes are never added where the sum could wrap.
 #include "mp/connection.hpp"
 
@@ -806,7 +808,10 @@ void ConnectionState::require_inbox_owner(std::string_view method) const {
 // A socket then sleeps in the read itself, one system call where a failed
 // read, a poll and the read were three; close() wakes it (see there). A
 // pipe, which nothing but an eventfd can wake, or a socket whose open file
-// is non-blocking (the read returns at once), sleeps in poll.
+// is non-blocking (the read returns at once), sleeps in poll. Bytes found
+// by the first read do not tell the SpinPolicy the spin paid: they were
+// there without it (counted so, the spin stayed on beside a loaded peer and
+// burnt the CPU that peer needed).
 std::size_t ConnectionState::fill_inbox(bool spin_first, std::string_view method) {
   std::span<char> room = inbox_->room();
   auto read_room = [&](bool sleep) { return read_now(room.data(), room.size(), method, sleep); };
