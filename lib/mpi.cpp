@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -45,6 +46,12 @@ enum Tag : int { tag_task = 1, tag_result = 2, tag_stop = 3, tag_ready = 4 };
 // --oversubscribe sets mpi_yield_when_idle), so the spin adds no yield of its
 // own (docs/cluster.md, "Why the engine's other constants").
 constexpr auto spin_before_sleep = std::chrono::microseconds(1000);
+
+// The master thread does not poll while a waiter polls for its own result
+// (MpiCore::receive_own), nor for this long after its last poll: a waiter
+// polls every few microseconds until its spin ends (ResultState), and two
+// pollers would share a core with the worker that is to answer.
+constexpr auto waiter_grace = std::chrono::microseconds(100);
 
 std::string mpi_error_text(int code) {
   char text[MPI_MAX_ERROR_STRING];
@@ -410,6 +417,37 @@ struct MpiCore::State : JobBook {
     deliver(deliveries, result.payload);
   }
 
+  // Takes one message if one has arrived: a result (delivered, which
+  // releases `lock`) or a stop acknowledgement. Mutex held on entry. True if
+  // there was one. `message` holds the result while it is delivered.
+  bool receive_one(std::unique_lock<std::mutex>& lock, std::string& message,
+                   std::vector<Delivery>& deliveries) {
+    MPI_Status status;
+    int arrived = 0;
+    mpi_check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &arrived, &status),
+              "MPI_Iprobe");
+    if (!arrived) return false;
+    receive(message, status);
+    if (status.MPI_TAG == tag_result) {
+      on_result(lock, status.MPI_SOURCE, message, deliveries);
+    } else if (status.MPI_TAG == tag_stop) {
+      ranks[static_cast<std::size_t>(status.MPI_SOURCE - 1)].stopped = true;
+    }
+    return true;
+  }
+
+  // When a waiter last polled in receive_own (steady clock, ns). Relaxed: it
+  // only decides who polls; a stale value costs one poll or one short pause.
+  std::atomic<std::int64_t> waiter_polled{0};
+  static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+  bool waiter_polling() const {
+    return now_ns() - waiter_polled.load(std::memory_order_relaxed) <
+           std::chrono::nanoseconds(waiter_grace).count();
+  }
+
   // Fails the outstanding work and all later submits with `error`.
   void break_pool(std::exception_ptr error) noexcept {
     try {
@@ -464,19 +502,14 @@ struct MpiCore::State : JobBook {
           backoff.reset();
           continue;
         }
-        MPI_Status status;
-        int arrived = 0;
-        mpi_check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &arrived, &status),
-                  "MPI_Iprobe");
-        if (arrived) {
-          progressed = true;
-          receive(message, status);
-          if (status.MPI_TAG == tag_result) {
-            on_result(lock, status.MPI_SOURCE, message, deliveries);
-          } else if (status.MPI_TAG == tag_stop) {
-            ranks[static_cast<std::size_t>(status.MPI_SOURCE - 1)].stopped = true;
-          }
+        if (waiter_polling()) {
+          // Its polls are the activity: the first poll after it stops is
+          // at full speed, as after a message.
+          backoff.reset();
+          wake.wait_for(lock, waiter_grace, [&] { return stops_to_send(); });
+          continue;
         }
+        progressed = receive_one(lock, message, deliveries);
       } catch (...) {
         break_pool(std::current_exception());
         continue;
@@ -550,6 +583,33 @@ MpiCore::MpiCore(int& argc, char**& argv, const mpi::PoolOptions& options) {
 }
 
 MpiCore::~MpiCore() { shutdown(); }
+
+bool MpiCore::receive_own(std::uint64_t job) noexcept {
+  State& s = *state_;
+  // Its own buffer: the result is delivered from it after the lock is let go.
+  thread_local std::string message;
+  std::vector<Delivery> deliveries;
+  // It polls as the master thread would after a message: for
+  // spin_before_sleep, a probe that finds nothing yielding the core.
+  const auto until = Clock::now() + spin_before_sleep;
+  try {
+    do {
+      std::unique_lock lock(s.mutex, std::try_to_lock);
+      if (!lock) return false;
+      // With no other job outstanding, whatever arrives is this job's
+      // result or one to drop: no other job's callbacks run here.
+      if (s.joined || s.jobs.size() != 1 || !s.jobs.contains(job)) return false;
+      // Only a waiter that polls holds the master thread back.
+      s.waiter_polled.store(State::now_ns(), std::memory_order_relaxed);
+      s.reap_sends();
+      if (s.receive_one(lock, message, deliveries)) return true;
+    } while (Clock::now() < until);
+  } catch (...) {
+    s.break_pool(std::current_exception());
+    return true;
+  }
+  return false;
+}
 
 int MpiCore::processes() const noexcept { return static_cast<int>(state_->ranks.size()); }
 

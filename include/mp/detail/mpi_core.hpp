@@ -51,6 +51,15 @@ class MpiCore {
                        const char* method);
   void add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed, const char* method);
 
+  // For the waiter of an apply without callbacks, while it spins: if `job`
+  // is the only job outstanding and no other thread is calling MPI, polls
+  // once for a message and handles it as the master thread would (so its
+  // own result is delivered in this thread); true if one had arrived. The
+  // round trip then skips the master thread, whose wake-up and whose share
+  // of an oversubscribed host are most of a short task's round trip; the
+  // master thread leaves the polling to such a waiter while it polls.
+  bool receive_own(std::uint64_t job) noexcept;
+
   void close();
   void terminate();
   // Waits for the work, stops the workers and finalizes MPI.
