@@ -19,7 +19,6 @@
 #include <sys/prctl.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -47,11 +46,13 @@ enum Tag : int { tag_task = 1, tag_result = 2, tag_stop = 3, tag_ready = 4 };
 // own (docs/cluster.md, "Why the engine's other constants").
 constexpr auto spin_before_sleep = std::chrono::microseconds(1000);
 
-// The master thread does not poll while a waiter polls for its own result
-// (MpiCore::receive_own), nor for this long after its last poll: a waiter
-// polls every few microseconds until its spin ends (ResultState), and two
-// pollers would share a core with the worker that is to answer.
-constexpr auto waiter_grace = std::chrono::microseconds(100);
+// The master thread leaves MPI to a waiter that polls for its own result
+// (MpiCore::receive_own) for this long after its last poll or its
+// submit_awaited: two pollers would share a core with the worker that is to
+// answer. A waiter that gives up hands back at once; this bounds the wait
+// for one that never comes (apply_async whose result is only read later)
+// and, in a run of applies, how often the master thread wakes to look.
+constexpr auto waiter_grace = std::chrono::microseconds(200);
 
 std::string mpi_error_text(int code) {
   char text[MPI_MAX_ERROR_STRING];
@@ -436,17 +437,11 @@ struct MpiCore::State : JobBook {
     return true;
   }
 
-  // When a waiter last polled in receive_own (steady clock, ns). Relaxed: it
-  // only decides who polls; a stale value costs one poll or one short pause.
-  std::atomic<std::int64_t> waiter_polled{0};
-  static std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-        .count();
-  }
-  bool waiter_polling() const {
-    return now_ns() - waiter_polled.load(std::memory_order_relaxed) <
-           std::chrono::nanoseconds(waiter_grace).count();
-  }
+  // Until then the master thread leaves MPI to a waiter that polls for its
+  // own result (receive_own), or is about to (submit_awaited); a waiter that
+  // gives up, and any other submit, clears it and wakes the master thread.
+  Clock::time_point waiter_until{};
+  bool deferring = false;  // the master thread waits for waiter_until: a submit need not wake it
 
   // Fails the outstanding work and all later submits with `error`.
   void break_pool(std::exception_ptr error) noexcept {
@@ -496,17 +491,22 @@ struct MpiCore::State : JobBook {
           deliver(deliveries);
           continue;
         }
+        // Before parking: between a waiter's result and its next apply the
+        // master thread stays here, so that the next submit need not wake it.
+        if (!stopping && Clock::now() < waiter_until) {
+          deferring = true;
+          wake.wait_until(lock, waiter_until,
+                          [&] { return stopping || Clock::now() >= waiter_until; });
+          deferring = false;
+          // The waiter's polls were the activity: the first poll after it
+          // stops is at full speed, as after a message.
+          backoff.reset();
+          continue;
+        }
         if (!waiting_for_workers()) {
           if (stopping) return;
           wake.wait(lock, [&] { return stopping || waiting_for_workers(); });
           backoff.reset();
-          continue;
-        }
-        if (waiter_polling()) {
-          // Its polls are the activity: the first poll after it stops is
-          // at full speed, as after a message.
-          backoff.reset();
-          wake.wait_for(lock, waiter_grace, [&] { return stops_to_send(); });
           continue;
         }
         progressed = receive_one(lock, message, deliveries);
@@ -599,16 +599,20 @@ bool MpiCore::receive_own(std::uint64_t job) noexcept {
       // With no other job outstanding, whatever arrives is this job's
       // result or one to drop: no other job's callbacks run here.
       if (s.joined || s.jobs.size() != 1 || !s.jobs.contains(job)) return false;
-      // Only a waiter that polls holds the master thread back.
-      s.waiter_polled.store(State::now_ns(), std::memory_order_relaxed);
+      s.waiter_until = Clock::now() + waiter_grace;
       s.reap_sends();
       if (s.receive_one(lock, message, deliveries)) return true;
-    } while (Clock::now() < until);
+      if (Clock::now() >= until) {
+        // Sleeping next: the master thread takes over at once.
+        s.waiter_until = {};
+        s.wake.notify_one();
+        return false;
+      }
+    } while (true);
   } catch (...) {
     s.break_pool(std::current_exception());
     return true;
   }
-  return false;
 }
 
 int MpiCore::processes() const noexcept { return static_cast<int>(state_->ranks.size()); }
@@ -619,7 +623,20 @@ std::uint64_t MpiCore::submit(std::shared_ptr<Job> job, std::vector<PoolTask> ta
   std::lock_guard lock(s.mutex);
   std::uint64_t id = s.enter_job(std::move(job), tasks, sealed, method);
   s.pump();
+  s.waiter_until = {};  // a waiter that polls sees two jobs and stops
   s.wake.notify_one();
+  return id;
+}
+
+std::uint64_t MpiCore::submit_awaited(std::shared_ptr<Job> job, PoolTask task, const char* method) {
+  State& s = *state_;
+  std::vector<PoolTask> tasks;
+  tasks.push_back(std::move(task));
+  std::lock_guard lock(s.mutex);
+  std::uint64_t id = s.enter_job(std::move(job), tasks, true, method);
+  s.pump();
+  s.waiter_until = Clock::now() + waiter_grace;
+  if (!s.deferring) s.wake.notify_one();  // parked: it must time the waiter
   return id;
 }
 
@@ -629,6 +646,7 @@ void MpiCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sea
   std::lock_guard lock(s.mutex);
   s.enter_tasks(job, tasks, sealed, method);
   s.pump();
+  s.waiter_until = {};
   s.wake.notify_one();
 }
 

@@ -227,6 +227,17 @@ void own_results(mp::mpi::Pool& pool) {
   expect(right && map_right && applies > 0, "applies beside maps, both right");
   expect(map_elsewhere, "the maps' callbacks run in the pool's thread, not an applier's");
 
+  // An apply_async without callbacks expects its waiter to poll; when none
+  // comes, the master thread (parked after the idle pause) still receives
+  // the result.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto unwaited = pool.apply_async(square, 12);
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!unwaited.ready() && std::chrono::steady_clock::now() < limit)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  expect(unwaited.ready() && unwaited.get() == 144,
+         "an apply_async nobody waits for becomes ready");
+
   // Several threads, each waiting for its own applies.
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;

@@ -51,13 +51,18 @@ class MpiCore {
                        const char* method);
   void add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed, const char* method);
 
-  // For the waiter of an apply without callbacks, while it spins: if `job`
-  // is the only job outstanding and no other thread is calling MPI, polls
-  // once for a message and handles it as the master thread would (so its
-  // own result is delivered in this thread); true if one had arrived. The
-  // round trip then skips the master thread, whose wake-up and whose share
-  // of an oversubscribed host are most of a short task's round trip; the
-  // master thread leaves the polling to such a waiter while it polls.
+  // An apply without callbacks, whose waiter will call receive_own: as
+  // submit, but the master thread is left asleep for a while (the waiter
+  // polls instead); if no waiter comes, it polls after that while.
+  std::uint64_t submit_awaited(std::shared_ptr<Job> job, PoolTask task, const char* method);
+  // For the waiter of a submit_awaited job, while it spins: if `job` is the
+  // only job outstanding and no other thread is calling MPI, polls for a
+  // message for up to a millisecond (as the master thread would) and
+  // handles one as the master thread would, so its own result is delivered
+  // in this thread; true if one arrived. The round trip then skips the
+  // master thread, whose wake-up and whose share of an oversubscribed host
+  // were most of a short task's round trip. A timed get() may overrun its
+  // timeout by that millisecond.
   bool receive_own(std::uint64_t job) noexcept;
 
   void close();
