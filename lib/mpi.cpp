@@ -2,9 +2,14 @@
 // and the workers' loop on ranks >= 1.
 // Invariants:
 //  - MPI is initialized with MPI_THREAD_SERIALIZED and every MPI call after
-//    start-up is made with State::mutex held (the master thread's, and a
-//    submitting thread's own sends), so calls never overlap; a submit sends
-//    its tasks itself, without waking another thread first;
+//    start-up is made with State::mutex held (the master thread's, a
+//    submitting thread's own sends, an apply waiter's polls for its own
+//    result), so calls never overlap; a submit sends its tasks itself,
+//    without waking another thread first;
+//  - a waiter receives (receive_own) only while its job is the only one, so
+//    no other job's delivery or callbacks run in its thread; while it polls,
+//    the master thread does not (waiter_until), and it hands back at once
+//    when it stops polling without its result;
 //  - a worker holds at most its window of tasks (chunks_in_flight, more for
 //    short tasks: see WorkerRank); the master knows which,
 //    by seq, so a result is matched to its task and anything it does not

@@ -1,5 +1,6 @@
 // mp/detail/mpi_core.hpp: the untyped engine behind mp::mpi::Pool. Rank 0
-// keeps the jobs and a master thread that alone calls MPI after start-up;
+// keeps the jobs and a master thread that receives the results (submitting
+// threads send their own tasks, an apply's waiter may receive its result);
 // ranks >= 1 serve tasks inside the constructor and exit. The task and
 // result records are the fork Pool's (detail/pool_messages.hpp), code
 // addresses travel as (module, offset) (lib/mpi_identity.cpp). Nothing here
