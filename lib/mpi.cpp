@@ -32,6 +32,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "mp/detail/futex.hpp"
 #include "mp/detail/job_book.hpp"
@@ -85,6 +86,13 @@ class Backoff {
  public:
   explicit Backoff(std::chrono::microseconds max) : max_(max) {}
   void reset() { idle_ = false; }
+  // Idle for a spin already (another thread polled in its place): sleeps
+  // from the shortest pause on.
+  void spun() {
+    idle_ = true;
+    idle_since_ = Clock::now() - spin_before_sleep;
+    sleep_ = std::chrono::microseconds(1);
+  }
   std::chrono::microseconds next() {
     auto now = Clock::now();
     if (!idle_) {
@@ -447,6 +455,7 @@ struct MpiCore::State : JobBook {
   // gives up, and any other submit, clears it and wakes the master thread.
   Clock::time_point waiter_until{};
   bool deferring = false;  // the master thread waits for waiter_until: a submit need not wake it
+  bool waiter_gave_up = false;
 
   // Fails the outstanding work and all later submits with `error`.
   void break_pool(std::exception_ptr error) noexcept {
@@ -503,9 +512,12 @@ struct MpiCore::State : JobBook {
           wake.wait_until(lock, waiter_until,
                           [&] { return stopping || Clock::now() >= waiter_until; });
           deferring = false;
-          // The waiter's polls were the activity: the first poll after it
-          // stops is at full speed, as after a message.
-          backoff.reset();
+          // A waiter that gave up has spun for the master thread, which
+          // backs off from there; otherwise its polls were the activity.
+          if (std::exchange(waiter_gave_up, false))
+            backoff.spun();
+          else
+            backoff.reset();
           continue;
         }
         if (!waiting_for_workers()) {
@@ -610,6 +622,7 @@ bool MpiCore::receive_own(std::uint64_t job) noexcept {
       if (Clock::now() >= until) {
         // Sleeping next: the master thread takes over at once.
         s.waiter_until = {};
+        s.waiter_gave_up = s.deferring;
         s.wake.notify_one();
         return false;
       }
