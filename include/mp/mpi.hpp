@@ -49,7 +49,9 @@ struct PoolOptions {
   // With mpirun --enable-recovery: a worker silent for silence_timeout while
   // it owes chunks is taken as lost and its chunks run elsewhere (at least
   // once: a chunk may run twice, a late result is ignored). The timeout must
-  // exceed the longest chunk. Off: Open MPI ends the job when a rank dies.
+  // exceed the longest chunk. Every rank then skips MPI_Finalize's opening
+  // barrier, which a dead rank would hold up (Open MPI's async_mpi_finalize:
+  // docs/cluster.md). Off: Open MPI ends the job when a rank dies.
   bool recover_lost_workers = false;
   std::chrono::milliseconds silence_timeout{30000};
   // The longest sleep of an idle worker between two polls (MPI's own waits
