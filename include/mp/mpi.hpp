@@ -89,7 +89,11 @@ struct PoolOptions {
 // outstanding results with mp::CancelledError and drops the chunks not
 // begun, but a task running on a worker rank runs to its end (no signal
 // crosses machines); join() then waits for it.
-// Blocking: as mp::Pool. Thread-safe: several threads may submit.
+// Blocking: as mp::Pool, except that a thread waiting for an apply without
+// callbacks, while no other work is outstanding, polls MPI for its result
+// for up to 1 ms (a core busy meanwhile) before it sleeps, so a timed get()
+// may overrun its timeout by up to that (docs/cluster.md, "Idle CPU against
+// wake-up latency"). Thread-safe: several threads may submit.
 class Pool : public mp::detail::MessagePoolMethods<Pool, mp::detail::MpiCore> {
  public:
   Pool(int& argc, char**& argv, PoolOptions options = {});

@@ -149,10 +149,18 @@ class ResultState {
     ready_changed_.notify_all();
   }
 
+  // What wait_until tries while it spins when its caller names no help of
+  // its own: set at most once, by the submitting thread before it hands the
+  // state on (mpi::Pool's apply receives its own result with it).
+  void set_help(std::function<bool()> help) { help_ = std::move(help); }
+
+  bool wait_until(const Deadline& deadline) {
+    return wait_until(deadline, [this] { return help_ && help_(); });
+  }
   // `help` is tried now and then while the waiter spins; it returns whether
   // it did anything (a future's result() delivers its own result with it).
-  template <class Help = bool (*)()>
-  bool wait_until(const Deadline& deadline, Help help = [] { return false; }) {
+  template <class Help>
+  bool wait_until(const Deadline& deadline, Help help) {
     if (spin_until_ready(deadline, help)) return true;
     std::unique_lock lock(mutex_);
     if (deadline.infinite()) {
@@ -230,6 +238,7 @@ class ResultState {
   bool ready_ = false;
   std::optional<Stored> value_;
   std::exception_ptr error_;
+  std::function<bool()> help_;
 };
 
 // apply_async: one task, one value.
