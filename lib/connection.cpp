@@ -10,11 +10,13 @@
 // - The exception, opt-in (detail::read_ahead, the Manager's connections):
 //   a read-ahead connection's receives and polls read up to 64 KiB at once
 //   into an inbox; its bytes are returned in order, whole frames only, and
-//   only in the process that set it up.
+//   only in the process that set it up. Its socket's receive sleeps in the
+//   read itself, not in poll.
 // - A payload buffer is allocated once, at the announced size, and only after
 //   the first chunk (1 MiB) of it arrived.
 // - A descriptor stays open while a thread of this process uses it; close()
-//   wakes the users and the last one out closes it.
+//   wakes the users (an eventfd; a read-ahead socket's sleeping read by
+//   shutdown(SHUT_RD)) and the last one out closes it.
 // - Header and payload sizes are never added where the sum could wrap.
 #include "mp/connection.hpp"
 
@@ -237,15 +239,19 @@ class ConnectionState {
 
  private:
   // Bytes read (> 0), 0 at the end of the stream, kNothingYet when a
-  // non-blocking read found nothing.
+  // non-blocking read found nothing. `sleep`: a socket's read waits for a
+  // byte (only a read-ahead receive asks, see fill_inbox).
   static constexpr std::ptrdiff_t kNothingYet = -1;
-  std::ptrdiff_t read_now(std::span<iovec> parts, std::string_view method);
-  std::ptrdiff_t read_now(char* buffer, std::size_t size, std::string_view method) {
+  std::ptrdiff_t read_now(std::span<iovec> parts, std::string_view method, bool sleep = false);
+  std::ptrdiff_t read_now(char* buffer, std::size_t size, std::string_view method,
+                          bool sleep = false) {
     iovec part{buffer, size};
-    return read_now(std::span(&part, 1), method);
+    return read_now(std::span(&part, 1), method, sleep);
   }
   template <class Attempt>
   std::ptrdiff_t spin_for(Attempt attempt);
+  template <class Attempt>
+  std::ptrdiff_t spin(Attempt attempt);
   void await_readable(std::string_view method);
   void await_rest_of_header(std::chrono::microseconds at_most, std::string_view method);
   std::size_t read_fully(char* buffer, std::size_t size, bool spin_first, std::string_view method);
@@ -365,6 +371,14 @@ void ConnectionState::close() {
     std::uint64_t one = 1;
     retry("write", [&] { return ::write(wake, &one, sizeof one); });
   }
+  // A read-ahead receive sleeps in recvmsg itself (fill_inbox), which no
+  // eventfd wakes; shutting the socket down for reading does: the read
+  // returns, and the reader then sees closed_ (stored above, before the
+  // shutdown call). Only the inbox's owner receives on the socket, so no
+  // other process that holds it loses a receive by this.
+  if (users_ > 0 && kind_ == Kind::socket && reads_ahead_.load(std::memory_order_acquire) &&
+      inbox_owner_ == current_pid())
+    retry("shutdown", [&] { return ::shutdown(fd_, SHUT_RD); });
   if (users_ == 0) release_descriptors();
 }
 
@@ -411,7 +425,8 @@ void ConnectionState::send_frame(std::string_view payload, std::string_view meth
   }
 }
 
-std::ptrdiff_t ConnectionState::read_now(std::span<iovec> parts, std::string_view method) {
+std::ptrdiff_t ConnectionState::read_now(std::span<iovec> parts, std::string_view method,
+                                         bool sleep) {
   ssize_t got;
   const char* call = "read";
   const auto count = static_cast<int>(parts.size());
@@ -421,7 +436,7 @@ std::ptrdiff_t ConnectionState::read_now(std::span<iovec> parts, std::string_vie
       msghdr message{};
       message.msg_iov = parts.data();
       message.msg_iovlen = parts.size();
-      got = retry(call, [&] { return ::recvmsg(fd_, &message, MSG_DONTWAIT); });
+      got = retry(call, [&] { return ::recvmsg(fd_, &message, sleep ? 0 : MSG_DONTWAIT); });
       break;
     }
     case Kind::pipe:
@@ -458,7 +473,12 @@ constexpr std::chrono::microseconds receive_spin{20};
 // answer other than kNothingYet.
 template <class Attempt>
 std::ptrdiff_t ConnectionState::spin_for(Attempt attempt) {
-  if (!spin_policy_.begin()) return kNothingYet;
+  return spin_policy_.begin() ? spin(attempt) : kNothingYet;
+}
+
+// spin_for once the SpinPolicy said yes.
+template <class Attempt>
+std::ptrdiff_t ConnectionState::spin(Attempt attempt) {
   const auto until = std::chrono::steady_clock::now() + receive_spin;
   std::ptrdiff_t got;
   do {
@@ -782,18 +802,30 @@ void ConnectionState::require_inbox_owner(std::string_view method) const {
 }
 
 // Takes what the kernel holds, up to the inbox's room, waiting for at least
-// a byte (spinning first when asked, see receive_spin); returns how many, 0
-// at the end of the stream. The caller leaves room: the frame it waits for
-// fits the inbox and is not in it whole.
+// a byte (spinning first when asked and the SpinPolicy says it pays, see
+// receive_spin); returns how many, 0 at the end of the stream. The caller
+// leaves room: the frame it waits for fits the inbox and is not in it whole.
+// A socket then sleeps in the read itself, one system call where a failed
+// read, a poll and the read were three; close() wakes it (see there). A
+// pipe, which nothing but an eventfd can wake, or a socket whose open file
+// is non-blocking (the read returns at once), sleeps in poll. Bytes found
+// by the first read do not tell the SpinPolicy the spin paid: they were
+// there without it (counted so, the spin stayed on beside a loaded peer and
+// burnt the CPU that peer needed).
 std::size_t ConnectionState::fill_inbox(bool spin_first, std::string_view method) {
   std::span<char> room = inbox_->room();
-  auto read_room = [&] { return read_now(room.data(), room.size(), method); };
-  std::ptrdiff_t got = read_room();
-  if (got == kNothingYet && spin_first) got = spin_for(read_room);
+  auto read_room = [&](bool sleep) { return read_now(room.data(), room.size(), method, sleep); };
+  std::ptrdiff_t got = kNothingYet;
+  if (spin_first && spin_policy_.begin()) {
+    got = read_room(false);
+    if (got == kNothingYet) got = spin([&] { return read_room(false); });
+  }
+  if (got == kNothingYet) got = read_room(kind_ == Kind::socket);
   while (got == kNothingYet) {
     await_readable(method);
-    got = read_room();
+    got = read_room(false);
   }
+  if (got == 0 && closed()) throw_closed_meanwhile(method);
   inbox_->added(static_cast<std::size_t>(got));
   return static_cast<std::size_t>(got);
 }

@@ -32,6 +32,13 @@ void JobBook::enter_tasks(std::uint64_t job, std::vector<PoolTask>& tasks, bool 
   if (it->second.outstanding == 0 && sealed) jobs.erase(it);
 }
 
+std::exception_ptr JobBook::begin_terminate(std::string_view pool_name) {
+  if (phase == Phase::terminated) return nullptr;
+  phase = Phase::terminated;
+  return std::make_exception_ptr(CancelledError(
+      std::string(pool_name) + ".terminate: the pool was terminated before this task finished"));
+}
+
 bool JobBook::wait_for_jobs(std::unique_lock<std::mutex>& lock, std::condition_variable& changed,
                             const char* method) {
   if (phase == Phase::running)

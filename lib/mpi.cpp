@@ -2,9 +2,14 @@
 // and the workers' loop on ranks >= 1.
 // Invariants:
 //  - MPI is initialized with MPI_THREAD_SERIALIZED and every MPI call after
-//    start-up is made with State::mutex held (the master thread's, and a
-//    submitting thread's own sends), so calls never overlap; a submit sends
-//    its tasks itself, without waking another thread first;
+//    start-up is made with State::mutex held (the master thread's, a
+//    submitting thread's own sends, an apply waiter's polls for its own
+//    result), so calls never overlap; a submit sends its tasks itself,
+//    without waking another thread first;
+//  - a waiter receives (receive_own) only while its job is the only one, so
+//    no other job's delivery or callbacks run in its thread; while it polls,
+//    the master thread does not (waiter_until), and it hands back at once
+//    when it stops polling without its result;
 //  - a worker holds at most its window of tasks (chunks_in_flight, more for
 //    short tasks: see WorkerRank); the master knows which,
 //    by seq, so a result is matched to its task and anything it does not
@@ -27,6 +32,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "mp/detail/futex.hpp"
 #include "mp/detail/job_book.hpp"
@@ -45,6 +51,14 @@ enum Tag : int { tag_task = 1, tag_result = 2, tag_stop = 3, tag_ready = 4 };
 // --oversubscribe sets mpi_yield_when_idle), so the spin adds no yield of its
 // own (docs/cluster.md, "Why the engine's other constants").
 constexpr auto spin_before_sleep = std::chrono::microseconds(1000);
+
+// The master thread leaves MPI to a waiter that polls for its own result
+// (MpiCore::receive_own) for this long after its last poll or its
+// submit_awaited: two pollers would share a core with the worker that is to
+// answer. A waiter that gives up hands back at once; this bounds the wait
+// for one that never comes (apply_async whose result is only read later)
+// and, in a run of applies, how often the master thread wakes to look.
+constexpr auto waiter_grace = std::chrono::microseconds(200);
 
 std::string mpi_error_text(int code) {
   char text[MPI_MAX_ERROR_STRING];
@@ -72,6 +86,13 @@ class Backoff {
  public:
   explicit Backoff(std::chrono::microseconds max) : max_(max) {}
   void reset() { idle_ = false; }
+  // Idle for a spin already (another thread polled in its place): sleeps
+  // from the shortest pause on.
+  void spun() {
+    idle_ = true;
+    idle_since_ = Clock::now() - spin_before_sleep;
+    sleep_ = std::chrono::microseconds(1);
+  }
   std::chrono::microseconds next() {
     auto now = Clock::now();
     if (!idle_) {
@@ -410,6 +431,32 @@ struct MpiCore::State : JobBook {
     deliver(deliveries, result.payload);
   }
 
+  // Takes one message if one has arrived: a result (delivered, which
+  // releases `lock`) or a stop acknowledgement. Mutex held on entry. True if
+  // there was one. `message` holds the result while it is delivered.
+  bool receive_one(std::unique_lock<std::mutex>& lock, std::string& message,
+                   std::vector<Delivery>& deliveries) {
+    MPI_Status status;
+    int arrived = 0;
+    mpi_check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &arrived, &status),
+              "MPI_Iprobe");
+    if (!arrived) return false;
+    receive(message, status);
+    if (status.MPI_TAG == tag_result) {
+      on_result(lock, status.MPI_SOURCE, message, deliveries);
+    } else if (status.MPI_TAG == tag_stop) {
+      ranks[static_cast<std::size_t>(status.MPI_SOURCE - 1)].stopped = true;
+    }
+    return true;
+  }
+
+  // Until then the master thread leaves MPI to a waiter that polls for its
+  // own result (receive_own), or is about to (submit_awaited); a waiter that
+  // gives up, and any other submit, clears it and wakes the master thread.
+  Clock::time_point waiter_until{};
+  bool deferring = false;  // the master thread waits for waiter_until: a submit need not wake it
+  bool waiter_gave_up = false;
+
   // Fails the outstanding work and all later submits with `error`.
   void break_pool(std::exception_ptr error) noexcept {
     try {
@@ -458,25 +505,28 @@ struct MpiCore::State : JobBook {
           deliver(deliveries);
           continue;
         }
+        // Before parking: between a waiter's result and its next apply the
+        // master thread stays here, so that the next submit need not wake it.
+        if (!stopping && Clock::now() < waiter_until) {
+          deferring = true;
+          wake.wait_until(lock, waiter_until,
+                          [&] { return stopping || Clock::now() >= waiter_until; });
+          deferring = false;
+          // A waiter that gave up has spun for the master thread, which
+          // backs off from there; otherwise its polls were the activity.
+          if (std::exchange(waiter_gave_up, false))
+            backoff.spun();
+          else
+            backoff.reset();
+          continue;
+        }
         if (!waiting_for_workers()) {
           if (stopping) return;
           wake.wait(lock, [&] { return stopping || waiting_for_workers(); });
           backoff.reset();
           continue;
         }
-        MPI_Status status;
-        int arrived = 0;
-        mpi_check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &arrived, &status),
-                  "MPI_Iprobe");
-        if (arrived) {
-          progressed = true;
-          receive(message, status);
-          if (status.MPI_TAG == tag_result) {
-            on_result(lock, status.MPI_SOURCE, message, deliveries);
-          } else if (status.MPI_TAG == tag_stop) {
-            ranks[static_cast<std::size_t>(status.MPI_SOURCE - 1)].stopped = true;
-          }
-        }
+        progressed = receive_one(lock, message, deliveries);
       } catch (...) {
         break_pool(std::current_exception());
         continue;
@@ -507,6 +557,16 @@ MpiCore::MpiCore(int& argc, char**& argv, const mpi::PoolOptions& options) {
   if (initialized)
     throw ValueError("mpi::Pool: MPI is already initialized; the Pool initializes and finalizes "
                      "it itself, once per run");
+  // MPI_Finalize opens with a barrier of the whole job, and a rank lost in
+  // recovery mode never enters it: Open MPI's runtime sometimes lets the
+  // others through and sometimes leaves them waiting for ever (a third of
+  // the runs of test_mpi's recovery case on a loaded host). The stop
+  // handshake already ensures that no message is in flight between live
+  // ranks when they finalize (see the invariants above), which is all that
+  // barrier is for; so in recovery mode every rank asks Open MPI to skip it.
+  // MCA variables are read by MPI_Init, and this one is read-only through
+  // MPI_T: hence the environment. A value the user set is kept.
+  if (options.recover_lost_workers) ::setenv("OMPI_MCA_async_mpi_finalize", "1", 0);
   int provided = 0;
   mpi_check(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -551,6 +611,38 @@ MpiCore::MpiCore(int& argc, char**& argv, const mpi::PoolOptions& options) {
 
 MpiCore::~MpiCore() { shutdown(); }
 
+bool MpiCore::receive_own(std::uint64_t job) noexcept {
+  State& s = *state_;
+  // Its own buffer: the result is delivered from it after the lock is let go.
+  thread_local std::string message;
+  std::vector<Delivery> deliveries;
+  // It polls as the master thread would after a message: for
+  // spin_before_sleep, a probe that finds nothing yielding the core.
+  const auto until = Clock::now() + spin_before_sleep;
+  try {
+    do {
+      std::unique_lock lock(s.mutex, std::try_to_lock);
+      if (!lock) return false;
+      // With no other job outstanding, whatever arrives is this job's
+      // result or one to drop: no other job's callbacks run here.
+      if (s.joined || s.jobs.size() != 1 || !s.jobs.contains(job)) return false;
+      s.waiter_until = Clock::now() + waiter_grace;
+      s.reap_sends();
+      if (s.receive_one(lock, message, deliveries)) return true;
+      if (Clock::now() >= until) {
+        // Sleeping next: the master thread takes over at once.
+        s.waiter_until = {};
+        s.waiter_gave_up = s.deferring;
+        s.wake.notify_one();
+        return false;
+      }
+    } while (true);
+  } catch (...) {
+    s.break_pool(std::current_exception());
+    return true;
+  }
+}
+
 int MpiCore::processes() const noexcept { return static_cast<int>(state_->ranks.size()); }
 
 std::uint64_t MpiCore::submit(std::shared_ptr<Job> job, std::vector<PoolTask> tasks, bool sealed,
@@ -559,7 +651,20 @@ std::uint64_t MpiCore::submit(std::shared_ptr<Job> job, std::vector<PoolTask> ta
   std::lock_guard lock(s.mutex);
   std::uint64_t id = s.enter_job(std::move(job), tasks, sealed, method);
   s.pump();
+  s.waiter_until = {};  // a waiter that polls sees two jobs and stops
   s.wake.notify_one();
+  return id;
+}
+
+std::uint64_t MpiCore::submit_awaited(std::shared_ptr<Job> job, PoolTask task, const char* method) {
+  State& s = *state_;
+  std::vector<PoolTask> tasks;
+  tasks.push_back(std::move(task));
+  std::lock_guard lock(s.mutex);
+  std::uint64_t id = s.enter_job(std::move(job), tasks, true, method);
+  s.pump();
+  s.waiter_until = Clock::now() + waiter_grace;
+  if (!s.deferring) s.wake.notify_one();  // parked: it must time the waiter
   return id;
 }
 
@@ -569,6 +674,7 @@ void MpiCore::add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sea
   std::lock_guard lock(s.mutex);
   s.enter_tasks(job, tasks, sealed, method);
   s.pump();
+  s.waiter_until = {};
   s.wake.notify_one();
 }
 
@@ -580,13 +686,7 @@ void MpiCore::close() {
 void MpiCore::terminate() {
   State& s = *state_;
   std::vector<Delivery> deliveries;
-  {
-    std::lock_guard lock(s.mutex);
-    if (!s.begin_terminate()) return;
-    s.fail_everything(std::make_exception_ptr(CancelledError(
-                          "mpi::Pool.terminate: the pool was terminated before this task finished")),
-                      deliveries);
-  }
+  if (!cancel_everything(s, "mpi::Pool", deliveries)) return;
   s.deliver(deliveries);
 }
 

@@ -734,13 +734,7 @@ void PoolCore::close() {
 void PoolCore::terminate() {
   State& s = *state_;
   std::vector<Delivery> deliveries;
-  {
-    std::lock_guard lock(s.mutex);
-    if (!s.begin_terminate()) return;
-    s.fail_everything(std::make_exception_ptr(CancelledError(
-                          "Pool.terminate: the pool was terminated before this task finished")),
-                      deliveries);
-  }
+  if (!cancel_everything(s, "Pool", deliveries)) return;
   s.kill_workers();
   s.deliver(deliveries);
 }

@@ -78,6 +78,12 @@ TEST_CASE("a task's exception arrives typed, at its position; error callbacks") 
 
 TEST_CASE("64 MiB argument and result") { passes(3, "payload"); }
 
+TEST_CASE("apply's waiter receives its own result; callbacks stay in the pool's thread") {
+  passes(3, "own_results");
+}
+
+TEST_CASE("own results on 5 ranks, oversubscribed") { passes(5, "own_results"); }
+
 TEST_CASE("the initializer runs on every worker rank") { passes(3, "initializer"); }
 
 TEST_CASE("an initializer that throws breaks the pool with its error") {

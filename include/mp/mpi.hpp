@@ -49,7 +49,9 @@ struct PoolOptions {
   // With mpirun --enable-recovery: a worker silent for silence_timeout while
   // it owes chunks is taken as lost and its chunks run elsewhere (at least
   // once: a chunk may run twice, a late result is ignored). The timeout must
-  // exceed the longest chunk. Off: Open MPI ends the job when a rank dies.
+  // exceed the longest chunk. Every rank then skips MPI_Finalize's opening
+  // barrier, which a dead rank would hold up (Open MPI's async_mpi_finalize:
+  // docs/cluster.md). Off: Open MPI ends the job when a rank dies.
   bool recover_lost_workers = false;
   std::chrono::milliseconds silence_timeout{30000};
   // The longest sleep of an idle worker between two polls (MPI's own waits
@@ -87,7 +89,11 @@ struct PoolOptions {
 // outstanding results with mp::CancelledError and drops the chunks not
 // begun, but a task running on a worker rank runs to its end (no signal
 // crosses machines); join() then waits for it.
-// Blocking: as mp::Pool. Thread-safe: several threads may submit.
+// Blocking: as mp::Pool, except that a thread waiting for an apply without
+// callbacks, while no other work is outstanding, polls MPI for its result
+// for up to 1 ms (a core busy meanwhile) before it sleeps, so a timed get()
+// may overrun its timeout by up to that (docs/cluster.md, "Idle CPU against
+// wake-up latency"). Thread-safe: several threads may submit.
 class Pool : public mp::detail::MessagePoolMethods<Pool, mp::detail::MpiCore> {
  public:
   Pool(int& argc, char**& argv, PoolOptions options = {});

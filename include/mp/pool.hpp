@@ -436,11 +436,26 @@ class MessagePoolMethods : public PoolMethods<Derived> {
     using R = task_result_t<F, std::decay_t<Args>...>;
     using Stored = std::conditional_t<std::is_void_v<R>, NoValue, R>;
     auto state = std::make_shared<ResultState<Stored>>();
-    auto job = std::make_shared<ApplyJob<R>>(
-        state, to_callback_set<R>(std::move(callbacks)));
+    CallbackSet<R> callback_set = to_callback_set<R>(std::move(callbacks));
+    PoolTask task = apply_task(f, std::forward<Args>(args)...);
+    const char* method = Derived::method_names.apply_async;
+    if constexpr (requires(Core& core) { core.receive_own(std::uint64_t{}); }) {
+      // Only without callbacks: the waiter that receives its own result
+      // runs the job's delivery, and callbacks run in the pool's thread.
+      if (!callback_set.on_value && !callback_set.on_error) {
+        const std::uint64_t id = core_->submit_awaited(
+            std::make_shared<ApplyJob<R>>(state, std::move(callback_set)), std::move(task), method);
+        state->set_help([core = std::weak_ptr<Core>(core_), id] {
+          auto alive = core.lock();
+          return alive && alive->receive_own(id);
+        });
+        return AsyncResult<R>(std::move(state));
+      }
+    }
     std::vector<PoolTask> tasks;
-    tasks.push_back(apply_task(f, std::forward<Args>(args)...));
-    core_->submit(std::move(job), std::move(tasks), true, Derived::method_names.apply_async);
+    tasks.push_back(std::move(task));
+    core_->submit(std::make_shared<ApplyJob<R>>(state, std::move(callback_set)), std::move(tasks),
+                  true, method);
     return AsyncResult<R>(std::move(state));
   }
 

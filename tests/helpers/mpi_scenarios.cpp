@@ -176,6 +176,80 @@ void exceptions(mp::mpi::Pool& pool) {
   expect(pool.apply(square, 4) == 16, "the pool goes on after task errors");
 }
 
+// Short enough that an apply queued behind a worker's chunks comes back
+// while its waiter still polls.
+int slow_cube(int x) {
+  std::this_thread::sleep_for(std::chrono::microseconds(100));
+  return x * x * x;
+}
+
+// A waiter of apply() receives its own result (MpiCore::receive_own); a
+// job's callbacks still run in the pool's thread, whoever waits.
+void own_results(mp::mpi::Pool& pool) {
+  bool right = true;
+  for (int i = 0; i < 500; ++i) right = right && pool.apply(square, i % 1000) == (i % 1000) * (i % 1000);
+  expect(right, "500 applies in a row, each its own value");
+
+  const auto caller = std::this_thread::get_id();
+  bool elsewhere = true;
+  for (int i = 0; i < 50; ++i) {
+    std::thread::id ran;
+    auto async = pool.apply_async(mp::Callbacks{[&](int) { ran = std::this_thread::get_id(); }, nullptr},
+                                  square, i);
+    right = right && async.get(std::chrono::seconds(30)) == i * i;
+    elsewhere = elsewhere && ran != caller;
+  }
+  expect(right && elsewhere, "apply_async's callback runs in the pool's thread, not the waiter's");
+
+  // Applies while a map with a callback is outstanding: the map's results
+  // are not received by the applying thread. Several rounds: an applier
+  // that did take them would run the callback here in most rounds.
+  bool map_right = true, map_elsewhere = true;
+  int applies = 0;
+  for (int round = 0; round < 10; ++round) {
+    std::atomic<bool> map_done{false};
+    std::thread::id map_ran;
+    auto cubes = pool.map_async(mp::Callbacks{[&](const std::vector<int>&) {
+                                  map_ran = std::this_thread::get_id();
+                                  map_done = true;
+                                },
+                                              nullptr},
+                                slow_cube, range(100), 1);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!map_done && std::chrono::steady_clock::now() < give_up) {
+      right = right && pool.apply(square, applies % 1000) == (applies % 1000) * (applies % 1000);
+      ++applies;
+    }
+    const auto values = cubes.get(std::chrono::seconds(30));
+    map_right = map_right && values.size() == 100 && values[99] == 99 * 99 * 99;
+    map_elsewhere = map_elsewhere && map_ran != caller;
+  }
+  expect(right && map_right && applies > 0, "applies beside maps, both right");
+  expect(map_elsewhere, "the maps' callbacks run in the pool's thread, not an applier's");
+
+  // An apply_async without callbacks expects its waiter to poll; when none
+  // comes, the master thread (parked after the idle pause) still receives
+  // the result.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto unwaited = pool.apply_async(square, 12);
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!unwaited.ready() && std::chrono::steady_clock::now() < limit)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  expect(unwaited.ready() && unwaited.get() == 144,
+         "an apply_async nobody waits for becomes ready");
+
+  // Several threads, each waiting for its own applies.
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i)
+        if (pool.apply(add, t, i) != t + i) ++wrong;
+    });
+  for (std::thread& thread : threads) thread.join();
+  expect(wrong == 0, "three threads applying at once, each gets its own results");
+}
+
 int run(const std::string& scenario, int argc, char** argv) {
   if (scenario == "initializer") {
     mp::mpi::PoolOptions options;
@@ -220,6 +294,8 @@ int run(const std::string& scenario, int argc, char** argv) {
     shapes(pool);
   } else if (scenario == "exceptions") {
     exceptions(pool);
+  } else if (scenario == "own_results") {
+    own_results(pool);
   } else if (scenario == "payload") {
     const std::size_t size = std::size_t{64} << 20;
     std::string big = big_string(size);

@@ -55,10 +55,9 @@ class JobBook {
   void close() {
     if (phase == Phase::running) phase = Phase::closed;
   }
-  // terminate(): false if the pool was terminated already.
-  bool begin_terminate() {
-    return phase != Phase::terminated && (phase = Phase::terminated, true);
-  }
+  // terminate()'s first step: null if the pool was terminated already, else
+  // the CancelledError, naming `pool_name`, that every unfinished task gets.
+  std::exception_ptr begin_terminate(std::string_view pool_name);
   // The first half of join(), `lock` holding the owner's mutex: refuses a
   // running pool (ValueError naming `method`), then waits until every job
   // is done (imap's unfinished input gets nothing more) or the pool is
@@ -73,5 +72,19 @@ class JobBook {
   void deliver(std::vector<Delivery>& deliveries, std::string_view payload, std::mutex& mutex,
                std::condition_variable& changed);
 };
+
+// terminate()'s bookkeeping in an engine's State (a JobBook with its `mutex`
+// and its own fail_everything, which also knows the tasks handed to workers):
+// under the mutex, every unfinished task gets the CancelledError naming
+// `pool_name`. False if the pool was terminated already.
+template <class EngineState>
+bool cancel_everything(EngineState& state, std::string_view pool_name,
+                       std::vector<JobBook::Delivery>& deliveries) {
+  std::lock_guard lock(state.mutex);
+  std::exception_ptr cancelled = state.begin_terminate(pool_name);
+  if (!cancelled) return false;
+  state.fail_everything(cancelled, deliveries);
+  return true;
+}
 
 }  // namespace mp::detail

@@ -1,5 +1,6 @@
 // mp/detail/mpi_core.hpp: the untyped engine behind mp::mpi::Pool. Rank 0
-// keeps the jobs and a master thread that alone calls MPI after start-up;
+// keeps the jobs and a master thread that receives the results (submitting
+// threads send their own tasks, an apply's waiter may receive its result);
 // ranks >= 1 serve tasks inside the constructor and exit. The task and
 // result records are the fork Pool's (detail/pool_messages.hpp), code
 // addresses travel as (module, offset) (lib/mpi_identity.cpp). Nothing here
@@ -50,6 +51,20 @@ class MpiCore {
   std::uint64_t submit(std::shared_ptr<Job> job, std::vector<PoolTask> tasks, bool sealed,
                        const char* method);
   void add_tasks(std::uint64_t job, std::vector<PoolTask> tasks, bool sealed, const char* method);
+
+  // An apply without callbacks, whose waiter will call receive_own: as
+  // submit, but the master thread is left asleep for a while (the waiter
+  // polls instead); if no waiter comes, it polls after that while.
+  std::uint64_t submit_awaited(std::shared_ptr<Job> job, PoolTask task, const char* method);
+  // For the waiter of a submit_awaited job, while it spins: if `job` is the
+  // only job outstanding and no other thread is calling MPI, polls for a
+  // message for up to a millisecond (as the master thread would) and
+  // handles one as the master thread would, so its own result is delivered
+  // in this thread; true if one arrived. The round trip then skips the
+  // master thread, whose wake-up and whose share of an oversubscribed host
+  // were most of a short task's round trip. A timed get() may overrun its
+  // timeout by that millisecond.
+  bool receive_own(std::uint64_t job) noexcept;
 
   void close();
   void terminate();

@@ -149,12 +149,19 @@ class ResultState {
     ready_changed_.notify_all();
   }
 
+  // What wait_until tries while it spins when its caller names no help of
+  // its own: set at most once, by the submitting thread before it hands the
+  // state on (mpi::Pool's apply receives its own result with it).
+  void set_help(std::function<bool()> help) { help_ = std::move(help); }
+
+  bool wait_until(const Deadline& deadline) {
+    return wait_until(deadline, [this] { return help_ && help_(); });
+  }
   // `help` is tried now and then while the waiter spins; it returns whether
   // it did anything (a future's result() delivers its own result with it).
   // `stop_helping` runs once the spin is over, before the waiter sleeps.
-  template <class Help = bool (*)(), class StopHelping = void (*)()>
-  bool wait_until(const Deadline& deadline, Help help = [] { return false; },
-                  StopHelping stop_helping = [] {}) {
+  template <class Help, class StopHelping = void (*)()>
+  bool wait_until(const Deadline& deadline, Help help, StopHelping stop_helping = [] {}) {
     const bool spun = spin_until_ready(deadline, help);
     stop_helping();
     if (spun) return true;
@@ -234,6 +241,7 @@ class ResultState {
   bool ready_ = false;
   std::optional<Stored> value_;
   std::exception_ptr error_;
+  std::function<bool()> help_;
 };
 
 // apply_async: one task, one value.
