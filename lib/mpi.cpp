@@ -611,14 +611,15 @@ MpiCore::MpiCore(int& argc, char**& argv, const mpi::PoolOptions& options) {
 
 MpiCore::~MpiCore() { shutdown(); }
 
-bool MpiCore::receive_own(std::uint64_t job) noexcept {
+bool MpiCore::receive_own(std::uint64_t job, const Deadline& deadline) noexcept {
   State& s = *state_;
   // Its own buffer: the result is delivered from it after the lock is let go.
   thread_local std::string message;
   std::vector<Delivery> deliveries;
   // It polls as the master thread would after a message: for
-  // spin_before_sleep, a probe that finds nothing yielding the core.
-  const auto until = Clock::now() + spin_before_sleep;
+  // spin_before_sleep, a probe that finds nothing yielding the core; a timed
+  // get() ends it at its deadline.
+  const auto until = std::min(Clock::now() + spin_before_sleep, deadline.time_point());
   try {
     do {
       std::unique_lock lock(s.mutex, std::try_to_lock);

@@ -91,9 +91,9 @@ struct PoolOptions {
 // crosses machines); join() then waits for it.
 // Blocking: as mp::Pool, except that a thread waiting for an apply without
 // callbacks, while no other work is outstanding, polls MPI for its result
-// for up to 1 ms (a core busy meanwhile) before it sleeps, so a timed get()
-// may overrun its timeout by up to that (docs/cluster.md, "Idle CPU against
-// wake-up latency"). Thread-safe: several threads may submit.
+// for up to 1 ms, never past its timeout (a core busy meanwhile), before it
+// sleeps (docs/cluster.md, "Idle CPU against wake-up latency").
+// Thread-safe: several threads may submit.
 class Pool : public mp::detail::MessagePoolMethods<Pool, mp::detail::MpiCore> {
  public:
   Pool(int& argc, char**& argv, PoolOptions options = {});

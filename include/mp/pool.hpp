@@ -439,15 +439,17 @@ class MessagePoolMethods : public PoolMethods<Derived> {
     CallbackSet<R> callback_set = to_callback_set<R>(std::move(callbacks));
     PoolTask task = apply_task(f, std::forward<Args>(args)...);
     const char* method = Derived::method_names.apply_async;
-    if constexpr (requires(Core& core) { core.receive_own(std::uint64_t{}); }) {
+    if constexpr (requires(Core& core, const Deadline& deadline) {
+                    core.receive_own(std::uint64_t{}, deadline);
+                  }) {
       // Only without callbacks: the waiter that receives its own result
       // runs the job's delivery, and callbacks run in the pool's thread.
       if (!callback_set.on_value && !callback_set.on_error) {
         const std::uint64_t id = core_->submit_awaited(
             std::make_shared<ApplyJob<R>>(state, std::move(callback_set)), std::move(task), method);
-        state->set_help([core = std::weak_ptr<Core>(core_), id] {
+        state->set_help([core = std::weak_ptr<Core>(core_), id](const Deadline& deadline) {
           auto alive = core.lock();
-          return alive && alive->receive_own(id);
+          return alive && alive->receive_own(id, deadline);
         });
         return AsyncResult<R>(std::move(state));
       }

@@ -58,13 +58,13 @@ class MpiCore {
   std::uint64_t submit_awaited(std::shared_ptr<Job> job, PoolTask task, const char* method);
   // For the waiter of a submit_awaited job, while it spins: if `job` is the
   // only job outstanding and no other thread is calling MPI, polls for a
-  // message for up to a millisecond (as the master thread would) and
+  // message for up to a millisecond (as the master thread would), never
+  // past `deadline`, and
   // handles one as the master thread would, so its own result is delivered
   // in this thread; true if one arrived. The round trip then skips the
   // master thread, whose wake-up and whose share of an oversubscribed host
-  // were most of a short task's round trip. A timed get() may overrun its
-  // timeout by that millisecond.
-  bool receive_own(std::uint64_t job) noexcept;
+  // were most of a short task's round trip.
+  bool receive_own(std::uint64_t job, const Deadline& deadline) noexcept;
 
   void close();
   void terminate();

@@ -151,11 +151,12 @@ class ResultState {
 
   // What wait_until tries while it spins when its caller names no help of
   // its own: set at most once, by the submitting thread before it hands the
-  // state on (mpi::Pool's apply receives its own result with it).
-  void set_help(std::function<bool()> help) { help_ = std::move(help); }
+  // state on (mpi::Pool's apply receives its own result with it). It is
+  // given the waiter's deadline, which it must not overrun.
+  void set_help(std::function<bool(const Deadline&)> help) { help_ = std::move(help); }
 
   bool wait_until(const Deadline& deadline) {
-    return wait_until(deadline, [this] { return help_ && help_(); });
+    return wait_until(deadline, [this, &deadline] { return help_ && help_(deadline); });
   }
   // `help` is tried now and then while the waiter spins; it returns whether
   // it did anything (a future's result() delivers its own result with it).
@@ -241,7 +242,7 @@ class ResultState {
   bool ready_ = false;
   std::optional<Stored> value_;
   std::exception_ptr error_;
-  std::function<bool()> help_;
+  std::function<bool(const Deadline&)> help_;
 };
 
 // apply_async: one task, one value.
