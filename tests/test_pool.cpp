@@ -363,7 +363,7 @@ TEST_CASE("a worker that dies mid-task fails that task with WorkerLost, and the 
     CHECK(it.next(patience) == 1);
   }
   std::vector<int> inputs(20, 3);
-  CHECK(pool.map(sqr, inputs, 1) == std::vector<int>(20, 9));
+  CHECK(pool.map_async(sqr, inputs, 1).get(patience) == std::vector<int>(20, 9));
   CHECK(pool.worker_pids().size() == 2);
   pool.close();
   pool.join();
